@@ -1,0 +1,222 @@
+"""The semi-autoregressive masked-diffusion text sampler (plain text and image understanding alike).
+
+One implementation of LLaDA's ``generate`` / MMaDA's ``mmu_generate``, with Fast-dLLM-style
+options:
+
+* vanilla: every step runs the whole sequence (official algorithm, token-exact with the goldens);
+* ``cache="prefix"``: at each block start one full forward refreshes the K/V cache and decodes; the
+  following steps run the active block and everything after it, reading the prefix from the cache;
+* ``cache="dual"``: the following steps run only the active block, reading prefix *and* suffix K/V;
+* ``threshold``: unmask every masked position of the block whose confidence exceeds it (at least one);
+  ``factor``: accept the n best while the n-th confidence is >= 1 - factor/(n+1).
+
+Confidence and top-k are computed over the active block only (the official code runs a float64
+softmax over the whole sequence; masks outside the active block never compete there either, except
+masks placed inside the prompt, which this sampler leaves alone: a deliberate difference).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..modeling import KVCache
+from .presets import TextSamplerSettings
+from .primitives import gumbel_argmax, num_transfer_tokens
+from .stats import SamplerStats
+
+
+@dataclass
+class TextSample:
+    """Result of :func:`generate_text`."""
+
+    sequences: torch.Tensor  # [B, L + gen_length] prompt + generation (unfinished positions stay MASK)
+    prompt_length: int
+    stats: SamplerStats
+    stopped_early: bool = False
+    trace: list = field(default_factory=list)  # canvas fed to the model before each call (record_trace=True)
+
+    @property
+    def generated(self) -> torch.Tensor:
+        return self.sequences[:, self.prompt_length:]
+
+
+def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings, mask_id: int,
+                  attention_mask: Optional[torch.Tensor] = None, stop_token_ids: Sequence[int] = (),
+                  should_stop: Optional[Callable[[list[int]], bool]] = None, official_rng: bool = False,
+                  record_trace: bool = False, refresh_every: Optional[int] = None) -> TextSample:
+    """Generate ``settings.gen_length`` tokens after left-padded ``prompt_ids`` ``[B, L]``.
+
+    Args:
+        mask_id: the ``<|mdm_mask|>`` id (``SpecialTokens.mask``).
+        attention_mask: ``[B, L]`` or ``[B, L + gen_length]`` padding mask (1 = real); extended with ones.
+        stop_token_ids: after a block, stop once every row has produced one of these (EOS / EoT).
+        should_stop: per-row predicate on the generated ids (e.g. a decoded stop string), checked after a block.
+        official_rng: draw Gumbel noise for the whole logits tensor like the official code (exact RNG parity;
+            costly for a real vocabulary), instead of for the active block only.
+        record_trace: keep the canvas fed to the model before every call (``[x]`` or ``[x, un_x]`` with CFG).
+        refresh_every: with a cache, run a full refreshing forward every this many steps (1 = vanilla).
+    """
+    s = settings
+    _check(s)
+    device = prompt_ids.device
+    batch, prompt_len = prompt_ids.shape
+    total = prompt_len + s.gen_length
+    x = torch.full((batch, total), mask_id, dtype=torch.long, device=device)
+    x[:, :prompt_len] = prompt_ids
+    key_mask = _full_mask(attention_mask, batch, total, device)
+    prompt_index = x != mask_id
+    stats = SamplerStats(batch_size=batch)
+    trace: list = []
+    num_blocks = s.gen_length // s.block_length
+    steps_per_block = s.steps // num_blocks
+    parallel = s.threshold is not None or s.factor is not None
+    stop_ids = torch.tensor(sorted(set(stop_token_ids)), device=device, dtype=torch.long)
+    stopped = False
+    for b in range(num_blocks):
+        start, end = prompt_len + b * s.block_length, prompt_len + (b + 1) * s.block_length
+        schedule = None if parallel else num_transfer_tokens(x[:, start:end] == mask_id, steps_per_block)
+        cache = KVCache() if s.cache != "none" else None
+        step = 0
+        while True:
+            if parallel and (step >= s.block_length or not (x[:, start:end] == mask_id).any()):
+                break
+            if not parallel and step >= steps_per_block:
+                break
+            refresh = cache is None or step == 0 or (refresh_every is not None and step % refresh_every == 0)
+            # candidates: masks of the active block, plus (uncached, as the official code) earlier masks
+            lo = _first_mask(x[:, :end], mask_id, start) if refresh else start
+            masked = x[:, lo:end] == mask_id
+            logits = _window_logits(model, x, key_mask, prompt_index, mask_id, s.cfg_scale, lo, end,
+                                    cache, refresh, s.cache, stats, trace if record_trace else None)
+            x0, conf = _propose(logits, s, x.shape, lo, end, official_rng)
+            conf = torch.where(masked, conf, torch.full_like(conf, -torch.inf))
+            x0 = torch.where(masked, x0, x[:, lo:end])
+            if parallel:
+                transfer = _parallel_select(conf, masked, s.threshold, s.factor)
+            else:
+                transfer = _topk_select(conf, schedule[:, step])
+            x[:, lo:end] = torch.where(transfer, x0, x[:, lo:end])
+            stats.tokens_per_step.append(int(transfer.sum()))
+            step += 1
+        if b < num_blocks - 1 and _all_rows_stopped(x[:, prompt_len:end], stop_ids, should_stop):
+            stopped = True
+            break
+    return TextSample(sequences=x, prompt_length=prompt_len, stats=stats, stopped_early=stopped, trace=trace)
+
+
+# ---------------------------------------------------------------------------------------------
+def _check(s: TextSamplerSettings) -> None:
+    if s.gen_length % s.block_length:
+        raise ValueError(f"gen_length {s.gen_length} must be a multiple of block_length {s.block_length}")
+    num_blocks = s.gen_length // s.block_length
+    if s.threshold is None and s.factor is None and (s.steps % num_blocks or s.steps < num_blocks):
+        raise ValueError(f"steps {s.steps} must be a positive multiple of the number of blocks {num_blocks}")
+    if s.cache not in ("none", "prefix", "dual"):
+        raise ValueError(f"cache must be none, prefix or dual, not {s.cache!r}")
+    if s.cache != "none" and s.cfg_scale > 0:
+        raise ValueError("classifier-free guidance is not supported with a K/V cache; use cache='none'")
+    if (s.threshold is not None or s.factor is not None) and s.remasking != "low_confidence":
+        raise ValueError("threshold/factor parallel decoding needs remasking='low_confidence'")
+
+
+def _full_mask(attention_mask, batch, total, device):
+    if attention_mask is None:
+        return None
+    mask = attention_mask.to(device)
+    if mask.shape[1] < total:
+        mask = torch.cat([mask, torch.ones(batch, total - mask.shape[1], dtype=mask.dtype, device=device)], dim=1)
+    return None if bool(mask.bool().all()) else mask
+
+
+def _first_mask(prefix: torch.Tensor, mask_id: int, start: int) -> int:
+    """First position before ``start`` that still holds a mask (the model may predict the mask id), else ``start``."""
+    stray = (prefix[:, :start] == mask_id).any(dim=0).nonzero()
+    return int(stray[0]) if len(stray) else start
+
+
+def _window_logits(model, x, key_mask, prompt_index, mask_id, cfg_scale, start, end, cache, refresh, cache_mode,
+                   stats, trace):
+    """Logits ``[B, end-start, V]`` (CFG-combined), using or refreshing the cache."""
+    device = x.device
+    if cfg_scale > 0:
+        un_x = x.clone()
+        un_x[prompt_index] = mask_id
+        both = torch.cat([x, un_x])
+        mask2 = None if key_mask is None else torch.cat([key_mask, key_mask])
+        if trace is not None:
+            trace.append([x.clone(), un_x])
+        with stats.timed_call(device, both.numel()):
+            out = model(both, attention_mask=mask2, logits_slice=slice(start, end)).logits
+        cond, uncond = out.chunk(2)
+        return uncond + (cfg_scale + 1) * (cond - uncond)
+    if trace is not None:
+        trace.append([x.clone()])
+    if cache is None or refresh:
+        with stats.timed_call(device, x.numel()):
+            return model(x, attention_mask=key_mask, kv_cache=cache, cache_write=cache is not None,
+                         logits_slice=slice(start, end)).logits
+    window_end = end if cache_mode == "dual" else x.shape[1]
+    window = x[:, start:window_end]
+    with stats.timed_call(device, window.numel()):
+        out = model(window, attention_mask=key_mask, kv_cache=cache, cache_start=start,
+                    logits_slice=slice(0, end - start)).logits
+    return out
+
+
+def _propose(logits, s: TextSamplerSettings, full_shape, start, end, official_rng):
+    """Candidate tokens and their confidence for the active block."""
+    noise = None
+    if s.temperature > 0 and official_rng:  # same RNG draw as torch.rand_like(full logits, float64)
+        noise = torch.rand((*full_shape, logits.shape[-1]), dtype=torch.float64, device=logits.device)[:, start:end]
+    x0 = gumbel_argmax(logits, s.temperature, noise)
+    if s.remasking == "low_confidence":
+        probs = F.softmax(logits.double(), dim=-1)
+        conf = probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    elif s.remasking == "random":
+        conf = torch.rand(full_shape, device=logits.device)[:, start:end].double()
+    else:
+        raise ValueError(f"remasking must be low_confidence or random, not {s.remasking!r}")
+    return x0, conf
+
+
+def _topk_select(conf: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    transfer = torch.zeros_like(conf, dtype=torch.bool)
+    for row in range(conf.shape[0]):
+        n = int(k[row])
+        if n > 0:
+            transfer[row, torch.topk(conf[row], k=n).indices] = True
+    return transfer
+
+
+def _parallel_select(conf, masked, threshold, factor):
+    """Fast-dLLM parallel unmasking: threshold or factor rule, always at least the best position."""
+    transfer = torch.zeros_like(masked)
+    for row in range(conf.shape[0]):
+        n_masked = int(masked[row].sum())
+        if n_masked == 0:
+            continue
+        values, order = torch.sort(conf[row], descending=True)
+        values = values[:n_masked]
+        if threshold is not None:
+            n = int((values > threshold).sum())
+        else:
+            ranks = torch.arange(1, n_masked + 1, device=conf.device, dtype=values.dtype)
+            ok = values >= 1 - factor / (ranks + 1)
+            n = int(torch.cumprod(ok.long(), 0).sum())
+        transfer[row, order[:max(1, n)]] = True
+    return transfer
+
+
+def _all_rows_stopped(generated, stop_ids, should_stop) -> bool:
+    if stop_ids.numel() == 0 and should_stop is None:
+        return False
+    for row in generated.tolist():
+        hit = stop_ids.numel() > 0 and any(t in set(stop_ids.tolist()) for t in row)
+        if not hit and should_stop is not None:
+            hit = should_stop(row)
+        if not hit:
+            return False
+    return True

@@ -107,9 +107,10 @@ def _check_items(records: list[dict], id_column: str, refs_column: str) -> None:
             raise ValueError(f"caption input has image {image_id!r} twice; give one prediction per image")
         seen.add(image_id)
         refs = record[refs_column]
-        if isinstance(refs, str) or not refs or not all(isinstance(r, str) for r in refs):
+        refs = [] if isinstance(refs, str) or not hasattr(refs, "__iter__") else list(refs)
+        if not refs or not all(isinstance(r, str) for r in refs):
             raise ValueError(f"caption input: {refs_column!r} of image {image_id!r} must be a non-empty list of "
-                             f"reference strings, got {refs!r}")
+                             f"reference strings, got {record[refs_column]!r}")
 
 
 def score_captions(items, variant: str = "lmms_eval", id_column: str = "img_id",
@@ -120,7 +121,7 @@ def score_captions(items, variant: str = "lmms_eval", id_column: str = "img_id",
     records = as_records(items, (id_column, refs_column, "prediction"), "caption")
     _check_items(records, id_column, refs_column)
     predictions = [text_or_empty(record["prediction"]) for record in records]
-    gts = {position: list(record[refs_column]) for position, record in enumerate(records)}
+    gts = {position: [str(ref) for ref in record[refs_column]] for position, record in enumerate(records)}
     res = {position: [prediction] for position, prediction in enumerate(predictions)}
     per_item = [{id_column: record[id_column], "prediction": record["prediction"]} for record in records]
     scorers = _scorers(("Bleu", "ROUGE_L", "CIDEr"))

@@ -1,0 +1,93 @@
+"""``run``: evaluate a model on tasks; resumable; writes Parquet results."""
+from __future__ import annotations
+
+import sys
+
+HELP = "evaluate a model on one or more tasks (resumable; results in Parquet)"
+DESCRIPTION = """\
+Evaluate a model on tasks with their cards' protocols. Every finished item is stored at once
+(runs/<run_id>/items/<task>.jsonl, fsync'ed), so an interrupted run loses nothing: re-run the
+same command and it continues where it stopped. When a task finishes, its metrics go to
+leaderboard.parquet and its predictions to items/<run_id>/<task>.parquet.
+
+Without --model the packaged smoke checkpoint is used; without a dataset at hand the bundled
+smoke subsets are used. Both are labelled (model name, split "smoke") in every output."""
+EPILOG = """\
+examples:
+  python -m mmada_bench run --tasks gsm8k --limit 20
+  python -m mmada_bench run --tasks gsm8k,math500 --model /ckpt/MMaDA-8B-MixCoT --data-dir ../shared/data \\
+      --device cuda --dtype bfloat16 --batch-size 8 --variant mmada-chat
+  python -m mmada_bench run --tasks gsm8k --model dummy:delay=0.05 --limit 50   # plumbing check
+  python -m mmada_bench run --tasks gsm8k --preset fast --seed 0 --output-dir out/
+
+data: --data-dir DIR reads DIR/<task>/<split>.jsonl|parquet (e.g. ../shared/data/gsm8k/test.jsonl,
+train.jsonl for few-shot); without it the Hugging Face cache is tried (offline), then the bundled
+smoke subset (--data-dir smoke forces it, --require-data forbids it).
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--tasks", required=True, help="comma-separated task names (see list-tasks), e.g. gsm8k,math500")
+    parser.add_argument("--model", default=None,
+                        help="checkpoint folder (config.json + *.safetensors) or model name (dummy, dummy:delay=0.1); "
+                             "default: the packaged smoke checkpoint")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each task")
+    parser.add_argument("--data-dir", default=None, help="folder with <task>/<split>.jsonl|parquet; 'smoke' = bundled subsets")
+    parser.add_argument("--require-data", action="store_true", help="fail instead of falling back to the smoke subsets")
+    parser.add_argument("--output-dir", default="leaderboards", help="where results go (default: leaderboards/)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="model dtype (default: float32)")
+    parser.add_argument("--batch-size", type=int, default=1, help="prompts per generate() call (default: 1)")
+    parser.add_argument("--preset", default=None, help="sampler preset for every task (default: each card's preset), e.g. fast, ci")
+    parser.add_argument("--seed", type=int, default=1234, help="base seed; item i uses seed+i (default: 1234)")
+    parser.add_argument("--variant", default=None, help="task variant, e.g. mmada-chat (default: each card's default)")
+    parser.add_argument("--run-id", default=None, help="explicit run id (default: hash of model + tasks + settings)")
+    parser.add_argument("--retry-errors", action="store_true", help="regenerate items whose generation failed before")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args) -> int:
+    from mmada_bench.models.loader import ModelLoadError
+    from mmada_bench.runner import RunBusy, RunSettings, run
+
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        print("error: --batch-size and --limit must be positive integers", file=sys.stderr)
+        return 2
+    settings = RunSettings(
+        tasks=[t.strip() for t in args.tasks.split(",") if t.strip()], model=args.model, limit=args.limit,
+        data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
+        run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data,
+        progress=not args.no_progress)
+    try:
+        outcome = run(settings)
+    except (ModelLoadError, RunBusy) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for task, message in outcome.task_errors.items():
+        print(f"error: {message}", file=sys.stderr)
+    if outcome.rows:
+        print(format_summary(outcome))
+    return 1 if outcome.task_errors else 0
+
+
+def format_summary(outcome) -> str:
+    """A plain-text table of a run's metrics."""
+    rows = outcome.rows
+    first = rows[0]
+    smoke = " [SMOKE MODEL: not a real result]" if first["model_is_smoke"] else ""
+    lines = [f"run {outcome.run_id}  model {first['model_name']} ({first['model_family']}){smoke}",
+             f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
+    table = [("task", "variant", "split", "metric", "filter", "value", "95% CI", "n", "errors", "items/s")]
+    for r in rows:
+        split = r["split"] + (" (SMOKE)" if r["split"] == "smoke" else "")
+        speed = f"{r['items_per_s']:.2f}" if r.get("items_per_s") else "-"
+        table.append((r["task"], r["variant"], split, r["metric"], r["filter"], f"{100 * r['value']:.1f}%",
+                      f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] {r['ci_method']}", str(r["n"]),
+                      str(r["n_errors"]), speed))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    lines.append(f"results: {outcome.output_dir}/leaderboard.parquet, {outcome.output_dir}/items/{outcome.run_id}/")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The interface every model family implements for the harness.
+
+A family (MMaDA, dummy, ...) is a class with ``name``, ``family``, ``fingerprint()`` and
+``generate(requests, preset)``, registered under its family name with
+``@register_model("family")`` as a factory ``load(spec, *, device, dtype, **options) -> EvalModel``.
+
+Contract of ``generate``:
+
+* returns exactly one :class:`GenerationResult` per request, in order;
+* the text is the continuation only (no prompt), stop strings need not be applied (the harness
+  cuts at ``request.stop`` again before scoring);
+* a failure of one item should be returned as ``GenerationResult(text="", error="...")``; if
+  ``generate`` raises instead, the harness retries the batch item by item and records the
+  exception of each failing item.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol, runtime_checkable
+
+
+@dataclass
+class GenerationRequest:
+    """One prompt to complete.
+
+    Args:
+        item_id: stable id of the dataset item (for logs and per-item failure injection).
+        prompt: the full plain-text prompt (few-shot context included).
+        messages: chat messages ``[{"role": ..., "content": ...}]`` when the task variant asks for
+            the model's chat template; ``None`` for plain completion of ``prompt``.
+        image: an optional PIL image (understanding tasks).
+        stop: stop strings; generation may end at the first one.
+        seed: per-item seed, so results do not depend on batch composition.
+    """
+
+    item_id: str
+    prompt: str
+    messages: Optional[list[dict]] = None
+    image: Any = None
+    stop: list[str] = field(default_factory=list)
+    seed: Optional[int] = None
+
+
+@dataclass
+class GenerationResult:
+    """The model's answer to one :class:`GenerationRequest`.
+
+    ``nfe`` = number of forward evaluations spent on this item (batched calls count once per item);
+    ``stats`` holds family-specific extras (e.g. cache hits) and is stored as JSON.
+    """
+
+    text: str
+    n_generated_tokens: int = 0
+    nfe: int = 0
+    latency_s: float = 0.0
+    error: Optional[str] = None
+    stats: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class EvalModel(Protocol):
+    """What the harness needs from a model."""
+
+    name: str  # human-readable model name (shown in every output)
+    family: str  # registry family ("mmada", "dummy", ...)
+    is_smoke: bool  # True for the packaged tiny default model / dummy fallback
+
+    def fingerprint(self) -> str:
+        """Hash of the model's config and weights (hex string); equal models give equal fingerprints."""
+
+    def generate(self, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
+        """Complete every request with the sampler settings of ``preset`` (a sampler Preset)."""
+
+
+def hash_checkpoint_dir(path: str | Path, sample_bytes: int = 1 << 20) -> str:
+    """Fingerprint of a checkpoint folder: sha256 over ``config.json`` and, for each weight file
+    (``*.safetensors``, ``*.bin``, ``*.pt``), its name, size and sha256 of its first and last
+    ``sample_bytes`` (safetensors headers hold every tensor's name, dtype, shape and offsets).
+    Cheap on 16 GB checkpoints; use a full hash where byte-level identity matters."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    if config.exists():
+        digest.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
+    for weight in sorted(weight_files(path)):
+        size = weight.stat().st_size
+        digest.update(f"{weight.name}:{size}".encode())
+        with open(weight, "rb") as fh:
+            digest.update(fh.read(sample_bytes))
+            if size > sample_bytes:
+                fh.seek(max(size - sample_bytes, sample_bytes))
+                digest.update(fh.read(sample_bytes))
+    return digest.hexdigest()
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    """Weight files directly inside a checkpoint folder."""
+    path = Path(path)
+    return [p for pattern in ("*.safetensors", "*.bin", "*.pt") for p in path.glob(pattern)]

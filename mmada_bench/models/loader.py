@@ -1,0 +1,68 @@
+"""Resolve ``--model`` into an :class:`~mmada_bench.models.base.EvalModel`.
+
+* a registered family name, optionally with options: ``dummy``, ``dummy:delay=0.1``;
+* a checkpoint folder: its ``config.json`` picks the family (``model_type: mmada`` -> ``mmada``,
+  loaded lazily from :mod:`mmada_bench.models.mmada`);
+* nothing: the packaged smoke checkpoint ``mmada_bench/assets/mmada-smoke/`` (falls back to the
+  dummy model, with a warning, while that folder is absent). Both are labelled smoke.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+from mmada_bench.models.base import weight_files
+from mmada_bench.registry import MODELS
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "mmada-smoke"
+
+# config.json "model_type" (or an architectures entry) -> registered family
+FAMILY_BY_MODEL_TYPE = {"mmada": "mmada", "llada": "mmada"}
+
+
+class ModelLoadError(ValueError):
+    """``--model`` could not be turned into a model; the message says why and how to fix it."""
+
+
+def detect_family(folder: Path) -> str:
+    """Family of a checkpoint folder from its config.json."""
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        raise ModelLoadError(f"{folder} has no config.json; pass a checkpoint folder (config.json + "
+                             f"*.safetensors) or a model name ({', '.join(MODELS.names())})")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({exc}); re-download or fix the file") from None
+    model_type = str(config.get("model_type", "")).lower()
+    archs = " ".join(config.get("architectures") or []).lower()
+    for key, family in FAMILY_BY_MODEL_TYPE.items():
+        if model_type == key or key in archs:
+            return family
+    raise ModelLoadError(f"{config_path}: unknown model_type {model_type!r}; known: "
+                         f"{', '.join(sorted(FAMILY_BY_MODEL_TYPE))}")
+
+
+def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float32", **options):
+    """Return a loaded model for ``spec`` (name, name:options, folder, or None for the default)."""
+    if spec is None:
+        if (DEFAULT_MODEL_DIR / "config.json").exists():
+            model = resolve_model(str(DEFAULT_MODEL_DIR), device=device, dtype=dtype, **options)
+            model.is_smoke = True
+            return model
+        warnings.warn("no --model given and the packaged smoke checkpoint mmada_bench/assets/mmada-smoke/ "
+                      "is missing: using the dummy model (results are labelled smoke)", stacklevel=2)
+        return MODELS.get("dummy")("dummy", device=device, dtype=dtype, name="dummy-smoke", is_smoke=True)
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        family = detect_family(folder)
+        if not weight_files(folder):
+            raise ModelLoadError(f"checkpoint folder {folder} has a config.json but no weights (*.safetensors); "
+                                 f"download the weight files into it or point --model at the full checkpoint")
+        return MODELS.get(family)(str(folder), device=device, dtype=dtype, **options)
+    family = spec.split(":", 1)[0]
+    if family in MODELS.names():
+        return MODELS.get(family)(spec, device=device, dtype=dtype, **options)
+    raise ModelLoadError(f"--model {spec!r} is neither a checkpoint folder nor a known model "
+                         f"({', '.join(MODELS.names())}); check the path")

@@ -1,0 +1,339 @@
+"""Run tasks on a model: plan prompts, generate what is not stored yet, score, write results.
+
+``run(settings)`` is what ``python -m mmada_bench run`` calls; tests call it with a model object.
+Re-running the same settings resumes: the run id is a hash of everything that can change the
+outputs (model fingerprint, task versions + card hashes, variants, presets, stop strings, dataset
+fingerprints, seed, limit, dtype, batch size), and items already in
+``runs/<run_id>/items/<task>.jsonl`` are not generated again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from mmada_bench.cards import TaskCard, VariantSpec
+from mmada_bench.data import Item, TaskData, load_task_data
+from mmada_bench.environment import git_sha, package_versions, utc_now
+from mmada_bench.models.base import GenerationRequest, GenerationResult
+from mmada_bench.results import ItemStore, atomic_write_bytes, file_lock, upsert_leaderboard, write_items
+
+
+class RunBusy(RuntimeError):
+    """Another process holds the same run."""
+
+
+@dataclass
+class RunSettings:
+    """Everything ``run`` needs besides the model object."""
+
+    tasks: list[str]
+    model: Optional[str] = None  # --model; None = packaged smoke model
+    limit: Optional[int] = None
+    data_dir: Optional[str] = None
+    output_dir: str = "leaderboards"
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 1
+    preset: Optional[str] = None  # overrides the cards' presets
+    seed: int = 1234
+    variant: Optional[str] = None  # overrides the cards' default variants
+    run_id: Optional[str] = None
+    retry_errors: bool = False  # regenerate items stored with a model error
+    require_data: bool = False  # fail instead of falling back to the bundled smoke subsets
+    progress: bool = True
+
+
+@dataclass
+class PlannedItem:
+    item: Item
+    prompt: str = ""
+    messages: Optional[list] = None
+    prompt_hash: str = ""
+    error: Optional[str] = None
+
+
+@dataclass
+class TaskPlan:
+    card: TaskCard
+    variant_name: str
+    variant: VariantSpec
+    preset: object  # mmada_ref.sampling.presets.Preset
+    stop: list[str]
+    data: TaskData
+    items: list[PlannedItem]
+
+    def describe(self) -> dict:
+        return {"task": self.card.name, "version": self.card.version, "variant": self.variant_name,
+                "card_hash": self.card.content_hash(), "preset": self.preset.to_dict(), "stop": self.stop,
+                "split": self.data.split, "dataset_fingerprint": self.data.fingerprint,
+                "n_items": len(self.items)}
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: leaderboard rows, per-task errors and where things were written."""
+
+    run_id: str
+    model_name: str
+    rows: list[dict] = field(default_factory=list)
+    task_errors: dict = field(default_factory=dict)
+    generated: int = 0
+    resumed: int = 0
+    output_dir: str = ""
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+def plan_task(card: TaskCard, settings: RunSettings) -> TaskPlan:
+    """Load the task's data and build every prompt (no model needed)."""
+    from mmada_ref.sampling.presets import get_preset
+
+    from mmada_bench.prompts import build_prompt, fewshot_plan, prompt_hash
+
+    variant_name = settings.variant or card.default_variant
+    variant = card.variant(variant_name)
+    preset = get_preset(settings.preset or variant.preset or card.preset)
+    stop = list(variant.stop if variant.stop is not None else card.stop)
+    data = load_task_data(card, settings.data_dir, require_data=settings.require_data)
+    items = data.items[: settings.limit] if settings.limit is not None else data.items
+    shots = fewshot_plan(card, data.fewshot_pool, len(items))
+    planned = []
+    for item, item_shots in zip(items, shots):
+        if item.error:
+            planned.append(PlannedItem(item, error=item.error))
+            continue
+        try:
+            prompt, messages = build_prompt(card, variant, item.doc, item_shots)
+        except KeyError as exc:
+            planned.append(PlannedItem(item, error=f"malformed row {item.index}: {exc.args[0]}; fix the row"))
+            continue
+        planned.append(PlannedItem(item, prompt, messages, prompt_hash(prompt, messages)))
+    return TaskPlan(card, variant_name, variant, preset, stop, data, planned)
+
+
+def compute_run_id(model, plans: list[TaskPlan], settings: RunSettings) -> str:
+    """``<model-name>-<12 hex>`` from everything that can change the outputs."""
+    payload = {"model": model.fingerprint(), "model_name": model.name, "tasks": [p.describe() for p in plans],
+               "seed": settings.seed, "limit": settings.limit, "dtype": settings.dtype,
+               "batch_size": settings.batch_size}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model.name)}-{digest}"
+
+
+# --- generation + scoring -----------------------------------------------------------------------
+
+def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Optional[str]) -> dict:
+    """Cut at stops, run every filter chain and metric; errors and empty outputs score 0."""
+    from mmada_bench.filters import apply_chain
+    from mmada_bench.registry import get_metric
+    from mmada_bench.scoring.gsm8k import truncate_at_stops
+
+    output = truncate_at_stops(raw or "", stop)
+    if error is None and not output.strip():
+        error = "empty generation: the model returned no text before a stop string (check the preset's gen_length and the stops)"
+    extracted, scores = {}, {}
+    for metric in card.metrics:
+        key = f"{metric.name}/{metric.filter}"
+        if error is not None:
+            extracted[metric.filter], scores[key] = "", 0.0
+            continue
+        try:
+            chain = card.filters.get(metric.filter, [])
+            answer = extracted.setdefault(metric.filter, apply_chain(chain, output, doc))
+            scores[key] = float(get_metric(metric.name)(answer, str(doc.get(metric.gold, "")), doc))
+        except Exception as exc:  # noqa: BLE001 - one item's scoring failure must not stop the run
+            error = f"scoring failed ({metric.name}): {type(exc).__name__}: {exc}"
+            scores[key] = 0.0
+    primary_metric, primary_filter = card.primary()
+    return {"output": output, "extracted": extracted, "scores": scores, "error": error,
+            "extracted_answer": extracted.get(primary_filter, ""),
+            "score": scores.get(f"{primary_metric}/{primary_filter}", 0.0)}
+
+
+def _generate_batch(model, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
+    """Generate a batch; if the call raises, retry item by item and turn exceptions into error results."""
+    try:
+        results = model.generate(requests, preset)
+        if len(results) != len(requests):
+            raise RuntimeError(f"model returned {len(results)} results for {len(requests)} requests")
+        return results
+    except Exception:  # noqa: BLE001
+        if len(requests) == 1:
+            return [_single(model, requests[0], preset)]
+    return [_single(model, request, preset) for request in requests]
+
+
+def _single(model, request: GenerationRequest, preset) -> GenerationResult:
+    try:
+        return model.generate([request], preset)[0]
+    except Exception as exc:  # noqa: BLE001
+        return GenerationResult(text="", error=f"generation failed: {type(exc).__name__}: {exc}")
+
+
+def _record(plan: TaskPlan, planned: PlannedItem, result: Optional[GenerationResult], share_s: float) -> dict:
+    error = planned.error or (result.error if result else None)
+    raw = result.text if result else ""
+    scored = score_output(plan.card, raw, plan.stop, planned.item.doc, error)
+    gold_field = plan.card.metrics[0].gold
+    return {
+        "item_id": planned.item.item_id, "index": planned.item.index, "split": plan.data.split,
+        "prompt_hash": planned.prompt_hash, "prompt": planned.prompt,
+        "gold": str(planned.item.doc.get(gold_field, "")), "raw_output": raw, **scored,
+        "latency_s": result.latency_s if result else 0.0, "wall_share_s": share_s,
+        "n_generated_tokens": result.n_generated_tokens if result else 0, "nfe": result.nfe if result else 0,
+        "stats": result.stats if result else {}, "completed_at": utc_now(),
+    }
+
+
+def _run_task(plan: TaskPlan, model, settings: RunSettings, run_dir: Path, outcome: RunOutcome) -> list[dict]:
+    from tqdm import tqdm
+
+    store = ItemStore(run_dir / "items" / f"{plan.card.name}.jsonl")
+    if settings.retry_errors:
+        store.records = {k: r for k, r in store.records.items() if not str(r.get("error") or "").startswith("generation failed")}
+    pending = [p for p in plan.items if p.item.item_id not in store.records]
+    outcome.resumed += len(plan.items) - len(pending)
+    bar = tqdm(total=len(plan.items), initial=len(plan.items) - len(pending), unit="item", file=sys.stderr,
+               desc=f"{plan.card.name} [{plan.variant_name}, {plan.data.split}]", disable=not settings.progress,
+               dynamic_ncols=True)
+    try:
+        for p in [p for p in pending if p.error]:  # malformed rows: recorded without a model call
+            store.append(_record(plan, p, None, 0.0))
+            bar.update(1)
+        todo = [p for p in pending if not p.error]
+        for start in range(0, len(todo), settings.batch_size):
+            batch = todo[start: start + settings.batch_size]
+            requests = [GenerationRequest(p.item.item_id, p.prompt, p.messages, None, plan.stop,
+                                          settings.seed + p.item.index) for p in batch]
+            t0 = time.perf_counter()
+            results = _generate_batch(model, requests, plan.preset)
+            share = (time.perf_counter() - t0) / len(batch)
+            for p, result in zip(batch, results):
+                store.append(_record(plan, p, result, share))
+                outcome.generated += 1
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        store.close()
+    return [store.records[p.item.item_id] for p in plan.items]
+
+
+# --- aggregation --------------------------------------------------------------------------------
+
+def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunSettings, run_id: str,
+                      started_at: str) -> list[dict]:
+    from mmada_bench.stats import mean_with_ci
+
+    n_errors = sum(1 for r in records if r.get("error"))
+    wall = sum(r.get("wall_share_s", 0.0) for r in records)
+    generated = [r for r in records if r.get("nfe") or r.get("n_generated_tokens") or r.get("raw_output")]
+
+    def mean(key):
+        return sum(r.get(key) or 0 for r in generated) / len(generated) if generated else None
+
+    settings_json = json.dumps({**plan.preset.to_dict(), "stop": plan.stop, "batch_size": settings.batch_size,
+                                "dtype": settings.dtype}, sort_keys=True)
+    prompt_hash = hashlib.sha256("".join(r["prompt_hash"] for r in records).encode()).hexdigest()
+    primary = plan.card.primary()
+    common = {
+        "run_id": run_id, "model_name": model.name, "model_family": model.family,
+        "model_fingerprint": model.fingerprint(), "model_is_smoke": bool(getattr(model, "is_smoke", False)),
+        "task": plan.card.name, "task_version": plan.card.version, "variant": plan.variant_name,
+        "protocol": json.dumps(_asdict(plan.card.protocol), sort_keys=True), "n_errors": n_errors,
+        "split": plan.data.split, "dataset_source": plan.data.source, "dataset_fingerprint": plan.data.fingerprint,
+        "preset": plan.preset.name, "generation_settings": settings_json, "prompt_hash": prompt_hash,
+        "card_hash": plan.card.content_hash(), "seed": settings.seed, "limit": settings.limit,
+        "batch_size": settings.batch_size, "dtype": settings.dtype, "device": settings.device,
+        "git_sha": git_sha(), "package_versions": json.dumps(package_versions(), sort_keys=True),
+        "harness_version": _harness_version(), "started_at": started_at, "finished_at": utc_now(),
+        "wall_s": wall, "items_per_s": (len(generated) / wall) if wall > 0 else None,
+        "mean_latency_s": mean("latency_s"), "mean_nfe": mean("nfe"),
+        "mean_generated_tokens": mean("n_generated_tokens"),
+    }
+    rows = []
+    for metric in plan.card.metrics:
+        values = [float(r["scores"].get(f"{metric.name}/{metric.filter}", 0.0)) for r in records]
+        rows.append({**common, **mean_with_ci(values), "metric": metric.name, "filter": metric.filter,
+                     "is_primary": (metric.name, metric.filter) == primary})
+    return rows
+
+
+def _asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def _harness_version() -> str:
+    from mmada_bench import __version__
+
+    return __version__
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+def run(settings: RunSettings, model=None) -> RunOutcome:
+    """Run every task of ``settings``; a task whose card or data fails is reported and skipped."""
+    from mmada_bench.registry import get_task
+
+    plans, task_errors = [], {}
+    for name in settings.tasks:
+        try:
+            plans.append(plan_task(get_task(name), settings))
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            task_errors[name] = exc.args[0] if exc.args else str(exc)
+    if model is None and plans:
+        from mmada_bench.models.loader import resolve_model
+
+        model = resolve_model(settings.model, device=settings.device, dtype=settings.dtype)
+    if not plans:
+        return RunOutcome(settings.run_id or "", getattr(model, "name", ""), task_errors=task_errors,
+                          output_dir=settings.output_dir)
+    run_id = settings.run_id or compute_run_id(model, plans, settings)
+    out = Path(settings.output_dir)
+    run_dir = out / "runs" / run_id
+    outcome = RunOutcome(run_id, model.name, task_errors=task_errors, output_dir=str(out))
+    lock = file_lock(run_dir / ".lock", blocking=False)
+    try:
+        lock.__enter__()
+    except BlockingIOError:
+        raise RunBusy(f"run {run_id} is in progress in another process; wait for it or pass a different --run-id") from None
+    try:
+        started_at = _write_manifest(run_dir, run_id, model, plans, settings)
+        for plan in plans:
+            records = _run_task(plan, model, settings, run_dir, outcome)
+            items = [{**r, "run_id": run_id, "task": plan.card.name,
+                      "extracted": json.dumps(r["extracted"], ensure_ascii=False),
+                      "scores": json.dumps(r["scores"]), "stats": json.dumps(r.get("stats") or {})}
+                     for r in records]
+            write_items(out, run_id, plan.card.name, items)
+            rows = _leaderboard_rows(plan, records, model, settings, run_id, started_at)
+            upsert_leaderboard(out, rows)
+            outcome.rows.extend(rows)
+    finally:
+        lock.__exit__(None, None, None)
+    return outcome
+
+
+def _write_manifest(run_dir: Path, run_id: str, model, plans: list[TaskPlan], settings: RunSettings) -> str:
+    """Write runs/<run_id>/manifest.json (keeping the first start time); returns started_at."""
+    path = run_dir / "manifest.json"
+    started_at = utc_now()
+    if path.exists():
+        try:
+            started_at = json.loads(path.read_text()).get("started_at", started_at)
+        except json.JSONDecodeError:
+            pass
+    manifest = {"run_id": run_id, "started_at": started_at, "updated_at": utc_now(),
+                "model": {"name": model.name, "family": model.family, "fingerprint": model.fingerprint(),
+                          "is_smoke": bool(getattr(model, "is_smoke", False)), "spec": settings.model},
+                "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
+                "tasks": [p.describe() for p in plans], "git_sha": git_sha(), "packages": package_versions()}
+    atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
+    return started_at

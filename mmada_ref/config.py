@@ -120,3 +120,16 @@ def tiny_config(**overrides) -> MMaDAConfig:
                 bos_token_id=280, eos_token_id=281, pad_token_id=281)
     base.update(overrides)
     return MMaDAConfig(**base)
+
+
+def _register_with_auto_classes() -> None:
+    """Let ``AutoConfig`` (and so ``AutoTokenizer`` on a checkpoint folder) recognise model_type "mmada"."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.register("mmada", MMaDAConfig)
+    except ValueError:  # already registered
+        pass
+
+
+_register_with_auto_classes()

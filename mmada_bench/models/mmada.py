@@ -1,0 +1,145 @@
+"""The MMaDA family: a local checkpoint folder behind the harness's model interface.
+
+Folder layout (as the released checkpoints, plus the image tokenizer beside them):
+``config.json`` + ``*.safetensors`` (the LLM), the tokenizer files, and for image tasks a
+``magvitv2/`` sub-folder (or ``--model DIR:vq_model=PATH``). Text goes through the one
+semi-autoregressive sampler of :mod:`mmada_ref.sampling.text`; images are encoded to MAGVIT codes
+and laid out as ``<|mmu|> <|soi|> img <|eoi|>`` + the chat prompt (the official inference layout).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from mmada_bench.models.base import GenerationRequest, GenerationResult, hash_checkpoint_dir
+from mmada_bench.registry import register_model
+from mmada_ref import MMaDAModelLM, SpecialTokens
+from mmada_ref.prompting import Prompting
+from mmada_ref.sampling.text import generate_text
+from mmada_ref.text_tokenizer import encode_chat, load_text_tokenizer
+
+
+class MMaDAEvalModel:
+    """An MMaDA checkpoint with its tokenizer (and MAGVIT for image inputs)."""
+
+    family = "mmada"
+
+    def __init__(self, folder: str, device: str = "cpu", dtype: str = "float32", vq_model: Optional[str] = None,
+                 tokenizer: Optional[str] = None, name: Optional[str] = None):
+        self.folder = Path(folder)
+        self.device = torch.device(device)
+        self.model = MMaDAModelLM.from_pretrained(self.folder, torch_dtype=dtype, device=self.device)
+        self.tokenizer = load_text_tokenizer(tokenizer or self.folder)
+        self.tokens = SpecialTokens.from_tokenizer(self.tokenizer, self.model.config)
+        self.name = name or self.folder.name
+        self.is_smoke = False
+        self._vq_path = Path(vq_model) if vq_model else self.folder / "magvitv2"
+        self._vq = None
+        self._fingerprint: Optional[str] = None
+
+    # --- interface --------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = hash_checkpoint_dir(self.folder)
+        return self._fingerprint
+
+    def generate(self, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
+        """Complete a batch of requests with the text sampler settings of ``preset``."""
+        if preset.kind != "text":
+            raise ValueError(f"preset {preset.name!r} is an {preset.kind} preset; text tasks need a text preset")
+        prompts = [self._prompt_ids(r) for r in requests]
+        ids, mask = _left_pad(prompts, self.tokens.pad)
+        seed = requests[0].seed
+        if seed is not None:
+            torch.manual_seed(seed)
+        stops = [s for r in requests for s in r.stop]
+        should_stop = (lambda row: any(s in self._decode(row) for s in stops)) if stops else None
+        start = time.perf_counter()
+        with torch.no_grad():
+            sample = generate_text(self.model, ids.to(self.device), preset.settings, self.tokens.mask,
+                                   attention_mask=mask.to(self.device),
+                                   stop_token_ids=[self.tokens.eos, self.tokens.eot_id] if preset.settings.stop_at_eos else (),
+                                   should_stop=should_stop)
+        elapsed = time.perf_counter() - start
+        results = []
+        for row in sample.generated.tolist():
+            useful = self._useful(row)
+            results.append(GenerationResult(
+                text=self._decode(useful), n_generated_tokens=len(useful), nfe=sample.stats.nfe,
+                latency_s=elapsed / len(requests),
+                stats={"tokens_per_step": sample.stats.mean_tokens_per_step, "stopped_early": sample.stopped_early,
+                       "batch_size": len(requests), "prompt_tokens": len(prompts[0])}))
+        return results
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        if request.messages:
+            text_ids = encode_chat(self.tokenizer, request.messages)
+        else:
+            text_ids = [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
+        if request.image is None:
+            return text_ids
+        codes = self.encode_image(request.image)
+        return Prompting(self.tokens, 0).mmu_inference(self.tokens.image_ids(codes).tolist(), text_ids)
+
+    def encode_image(self, image) -> torch.Tensor:
+        """PIL image (or path/bytes) -> MAGVIT codes ``[N]`` at the checkpoint's resolution."""
+        from mmada_ref.image_processing import load_image, preprocess_images
+
+        vq = self.vq_model()
+        side = int(math.isqrt(self.model.config.num_vq_tokens))
+        resolution = side * vq.config.downsample_factor
+        pixels = preprocess_images([load_image(image)], resolution).to(self.device)
+        with torch.no_grad():
+            return vq.get_code(pixels)[0].cpu()
+
+    def vq_model(self):
+        """The MAGVIT-v2 image tokenizer, loaded on first use."""
+        if self._vq is None:
+            from mmada_ref.magvit import MAGVITv2
+
+            if not self._vq_path.exists():
+                raise FileNotFoundError(f"image tasks need the MAGVIT-v2 tokenizer: none at {self._vq_path}; put it in "
+                                        f"<model>/magvitv2/ or pass --model DIR:vq_model=PATH")
+            self._vq = MAGVITv2.from_pretrained(self._vq_path).to(self.device).eval()
+        return self._vq
+
+    def _useful(self, row: list[int]) -> list[int]:
+        """Generated ids before the first EOS / EoT, without leftover masks."""
+        stop = {self.tokens.eos, self.tokens.eot_id}
+        out = []
+        for t in row:
+            if t in stop:
+                break
+            if t != self.tokens.mask:
+                out.append(t)
+        return out
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row)
+        mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+@register_model("mmada")
+def load_mmada(spec: str, *, device: str = "cpu", dtype: str = "float32", **options) -> MMaDAEvalModel:
+    """``DIR`` or ``DIR:vq_model=PATH,tokenizer=PATH``."""
+    folder, _, opts = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    kwargs = dict(part.split("=", 1) for part in filter(None, opts.split(",")))
+    unknown = set(kwargs) - {"vq_model", "tokenizer", "name"}
+    if unknown:
+        raise ValueError(f"unknown mmada model option(s) {sorted(unknown)}; use vq_model=PATH, tokenizer=PATH")
+    kwargs.update(options)
+    return MMaDAEvalModel(folder, device=device, dtype=dtype, **kwargs)

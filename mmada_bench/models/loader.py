@@ -60,9 +60,18 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
         if not weight_files(folder):
             raise ModelLoadError(f"checkpoint folder {folder} has a config.json but no weights (*.safetensors); "
                                  f"download the weight files into it or point --model at the full checkpoint")
-        return MODELS.get(family)(str(folder), device=device, dtype=dtype, **options)
+        return _family(family)(str(folder), device=device, dtype=dtype, **options)
     family = spec.split(":", 1)[0]
     if family in MODELS.names():
-        return MODELS.get(family)(spec, device=device, dtype=dtype, **options)
+        return _family(family)(spec, device=device, dtype=dtype, **options)
     raise ModelLoadError(f"--model {spec!r} is neither a checkpoint folder nor a known model "
                          f"({', '.join(MODELS.names())}); check the path")
+
+
+def _family(name: str):
+    """The registered loader of family ``name``; a missing adapter module is a clear error."""
+    try:
+        return MODELS.get(name)
+    except ModuleNotFoundError as exc:
+        raise ModelLoadError(f"the {name!r} model adapter is not available ({exc}); install the full "
+                             f"mmada-bench package or update your checkout") from None

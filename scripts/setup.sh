@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for mmada-bench: Java for the caption metrics, then the package and its
+# dependencies (torch, transformers, accelerate, lm-eval, open_clip, pycocoevalcap, math-verify, ...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v java >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless
+fi
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -e ".[test]"

@@ -8,6 +8,7 @@ fingerprints, seed, limit, dtype, batch size), and items already in
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -22,6 +23,9 @@ from mmada_bench.data import Item, TaskData, load_task_data
 from mmada_bench.environment import git_sha, package_versions, utc_now
 from mmada_bench.models.base import GenerationRequest, GenerationResult
 from mmada_bench.results import ItemStore, atomic_write_bytes, file_lock, upsert_leaderboard, write_items
+
+
+SMOKE_PRESET = "ci"  # preset used with the packaged default (smoke) model unless --preset is given
 
 
 class RunBusy(RuntimeError):
@@ -282,6 +286,9 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
     """Run every task of ``settings``; a task whose card or data fails is reported and skipped."""
     from mmada_bench.registry import get_task
 
+    if model is None and settings.model is None and settings.preset is None:
+        # the packaged smoke model gets cheap sampler settings; its results are labelled smoke anyway
+        settings = dataclasses.replace(settings, preset=SMOKE_PRESET)
     plans, task_errors = [], {}
     for name in settings.tasks:
         try:

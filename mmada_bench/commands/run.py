@@ -48,7 +48,13 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    import warnings
+
     from mmada_bench.models.loader import ModelLoadError
+
+    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    if args.model is None and args.preset is None:
+        warnings.warn("no --model: using the packaged smoke model with the 'ci' sampler preset (pass --preset to change)")
     from mmada_bench.runner import RunBusy, RunSettings, run
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):

@@ -1,0 +1,231 @@
+"""Training data: jsonl / parquet mixtures and the assembly of noised :class:`UnifiedBatch` es.
+
+Row schemas (one file = one kind, named in the stage config's ``data.sources``):
+
+* ``text``: ``{"text": ...}`` (plain pretraining text) or ``{"prompt": ..., "response": ...}``; for the
+  thinking format also ``{"prompt", "reasoning", "answer"}`` -> ``<think> reasoning </think> answer``.
+* ``mmu``: ``{"image": path}`` or ``{"image_codes": [...]}`` + ``{"question", "answer"}`` (or ``reasoning``).
+* ``t2i``: ``{"caption": ...}`` + ``{"image": path}`` or ``{"image_codes": [...]}``; a ``reasoning``
+  field makes it a reasoning-before-image row (the caption prompt is followed by ``<think> ... </think>``).
+
+Image codes are MAGVIT-v2 indices ``0..K-1``; image files are encoded with the MAGVIT folder of the stage.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..prompting import Prompting
+from ..text_tokenizer import THINK_SYSTEM_PROMPT, format_chat
+from ..tokens import SpecialTokens
+from .objective import (LossCoefficients, UnifiedBatch, condition_dropout, mask_image, mask_text)
+from .stages import DataSection, ObjectiveSection
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """All rows of a ``.jsonl`` / ``.json`` (list) / ``.parquet`` file as dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} not found (check data.sources in the stage config)")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{n}: not valid JSON ({exc})") from exc
+    elif suffix == ".json":
+        rows = json.loads(path.read_text())
+    elif suffix == ".parquet":
+        import pandas as pd
+
+        rows = pd.read_parquet(path).to_dict("records")
+    else:
+        raise ValueError(f"{path}: unsupported data format {suffix!r} (use .jsonl, .json or .parquet)")
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    return rows
+
+
+class Mixture:
+    """Weighted sampling of rows per kind (``text`` / ``mmu`` / ``t2i``) across source files."""
+
+    def __init__(self, sources: Sequence, seed: int = 0):
+        self.rng = random.Random(seed)
+        self.by_kind: dict[str, list[tuple[list[dict], float]]] = {}
+        for src in sources:
+            self.by_kind.setdefault(src.kind, []).append((read_rows(src.path), float(src.weight)))
+
+    def sample(self, kind: str, n: int) -> list[dict]:
+        if n <= 0:
+            return []
+        if kind not in self.by_kind:
+            raise ValueError(f"the batch asks for {n} {kind} row(s) but no data source has kind {kind!r}")
+        files = self.by_kind[kind]
+        picks = self.rng.choices(range(len(files)), weights=[w for _, w in files], k=n)
+        return [self.rng.choice(files[i][0]) for i in picks]
+
+    def sample_any(self, n: int) -> list[tuple[str, dict]]:
+        """``n`` (kind, row) pairs drawn across every source by weight."""
+        files = [(kind, rows, w) for kind, entries in self.by_kind.items() for rows, w in entries]
+        picks = self.rng.choices(range(len(files)), weights=[f[2] for f in files], k=n)
+        return [(files[i][0], self.rng.choice(files[i][1])) for i in picks]
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        state_rng = state["rng"]
+        self.rng.setstate((state_rng[0], tuple(state_rng[1]), state_rng[2]))
+
+
+def think_response(row: dict) -> str:
+    """``<think> reasoning </think> answer`` when the row has ``reasoning``, else its response/answer."""
+    if row.get("reasoning"):
+        return f"<think> {str(row['reasoning']).strip()} </think> {str(row.get('answer', '')).strip()}"
+    for key in ("response", "answer", "caption"):
+        if row.get(key) is not None:
+            return str(row[key])
+    raise ValueError(f"row has no response/answer field: keys {sorted(row)}")
+
+
+class ImageCodes:
+    """MAGVIT codes of a row: ``image_codes`` as given, or an ``image`` file encoded (cached) with MAGVIT-v2."""
+
+    def __init__(self, vq_path: Optional[str], num_vq_tokens: int, device="cpu"):
+        self.vq_path, self.num_vq_tokens, self.device = vq_path, num_vq_tokens, device
+        self._vq, self._cache = None, {}
+
+    def __call__(self, row: dict) -> list[int]:
+        if row.get("image_codes") is not None:
+            codes = [int(c) for c in row["image_codes"]]
+        elif row.get("image") is not None:
+            codes = self._encode(str(row["image"]))
+        else:
+            raise ValueError(f"image row needs 'image_codes' or 'image' (a file path): keys {sorted(row)}")
+        if len(codes) != self.num_vq_tokens:
+            raise ValueError(f"image has {len(codes)} codes, the model expects num_vq_tokens={self.num_vq_tokens}")
+        return codes
+
+    def _encode(self, path: str) -> list[int]:
+        if path not in self._cache:
+            from ..image_processing import load_image, preprocess_images
+            from ..magvit import MAGVITv2
+
+            if self._vq is None:
+                if not self.vq_path or not Path(self.vq_path).exists():
+                    raise FileNotFoundError(f"rows with image files need a MAGVIT-v2 folder: none at {self.vq_path}; "
+                                            "set model.vq_model or give image_codes")
+                self._vq = MAGVITv2.from_pretrained(self.vq_path).to(self.device).eval()
+            side = math.isqrt(self.num_vq_tokens)
+            pixels = preprocess_images([load_image(path)], side * self._vq.config.downsample_factor).to(self.device)
+            with torch.no_grad():
+                self._cache[path] = self._vq.get_code(pixels)[0].cpu().tolist()
+        return self._cache[path]
+
+
+@dataclass
+class TextFormatter:
+    """Turns rows into token ids: chat strings, the thinking format, captions."""
+
+    tokenizer: object
+    think_format: bool = False
+    chat_eot: str = "<|eot_id|>"
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def user_content(self, question: str) -> str:
+        return f"{THINK_SYSTEM_PROMPT}\n{question}" if self.think_format else question
+
+    def prompt_ids(self, question: str) -> list[int]:
+        """Chat prompt ending with the assistant header (generation prompt)."""
+        return self.encode(format_chat([{"role": "user", "content": self.user_content(question)}], eot=self.chat_eot))
+
+    def chat_ids(self, question: str, response: str) -> list[int]:
+        """Prompt + response + end-of-turn (the training string of one exchange)."""
+        return self.encode(format_chat([{"role": "user", "content": self.user_content(question)}], eot=self.chat_eot)
+                           + response.strip() + self.chat_eot)
+
+    def text_row(self, row: dict, chat: bool) -> list[int]:
+        if not chat:
+            if row.get("text") is not None:
+                return self.encode(str(row["text"]))
+            return self.encode(str(row.get("prompt", "")) + " " + think_response(row))
+        if row.get("prompt") is None:
+            raise ValueError(f"chat (lm_format: chat) text rows need prompt/response fields: keys {sorted(row)}")
+        return self.chat_ids(str(row["prompt"]), think_response(row))
+
+    def caption(self, row: dict) -> list[int]:
+        text = row.get("caption", row.get("prompt"))
+        if text is None:
+            raise ValueError(f"t2i rows need a 'caption' field: keys {sorted(row)}")
+        if row.get("reasoning"):  # reasoning-before-image: the image follows the thought
+            text = f"{text} <think> {str(row['reasoning']).strip()} </think>"
+        return self.encode(str(text))
+
+
+class UnifiedBatchBuilder:
+    """Samples rows from a :class:`Mixture` and builds a noised :class:`UnifiedBatch` (official layouts)."""
+
+    def __init__(self, mixture: Mixture, tokens: SpecialTokens, formatter: TextFormatter, data: DataSection,
+                 objective: ObjectiveSection, num_vq_tokens: int, image_codes: Callable[[dict], list[int]],
+                 seed: int = 0):
+        self.mixture, self.tokens, self.formatter = mixture, tokens, formatter
+        self.data, self.objective, self.N = data, objective, num_vq_tokens
+        self.image_codes = image_codes
+        self.prompting = Prompting(tokens, data.max_seq_length)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.lm_length = data.lm_max_length or (data.max_seq_length + 3 + num_vq_tokens)
+
+    @property
+    def coefficients(self) -> LossCoefficients:
+        return LossCoefficients(**self.objective.coefficients)
+
+    def next(self) -> UnifiedBatch:
+        bs = self.data.batch_size
+        batch = UnifiedBatch(t2i_prefix_len=self.data.max_seq_length + 1)
+        g, tok, eps = self.generator, self.tokens, self.objective.text_eps
+        t2i_rows = self.mixture.sample("t2i", int(bs.get("t2i", 0)))
+        if t2i_rows:
+            images = torch.tensor([self.image_codes(r) for r in t2i_rows]) + tok.image_offset
+            noisy, labels, _ = mask_image(images, tok.mask, self.objective.min_masking_rate, generator=g)
+            drop = condition_dropout(len(t2i_rows), self.objective.cond_dropout_prob, generator=g)
+            ids, mask, lab = self.prompting.t2i_train([self.formatter.caption(r) for r in t2i_rows], noisy, labels, drop)
+            batch.t2i_ids, batch.t2i_mask, batch.t2i_labels = ids, mask, lab
+        lm_rows = self.mixture.sample("text", int(bs.get("lm", 0)))
+        if lm_rows:
+            chat = self.data.lm_format == "chat"
+            texts = [self.formatter.text_row(r, chat) for r in lm_rows]
+            if chat:
+                ids, prompt, labels = self.prompting.lm_chat(texts, self.lm_length)
+            else:
+                (ids, _, labels), prompt = self.prompting.lm(texts, self.lm_length), None
+            noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
+            batch.lm_ids, batch.lm_labels, batch.lm_p_mask = noise.noisy, labels, noise.p_mask
+            batch.lm_answer_lengths = noise.answer_lengths
+        mmu_rows = self.mixture.sample("mmu", int(bs.get("mmu", 0)))
+        if mmu_rows:
+            images = torch.tensor([self.image_codes(r) for r in mmu_rows]) + tok.image_offset
+            texts = [self.formatter.chat_ids(str(r.get("question", r.get("prompt", ""))), think_response(r))
+                     for r in mmu_rows]
+            ids, prompt, labels = self.prompting.mmu_train(images, texts)
+            noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
+            batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask
+            batch.mmu_answer_lengths = noise.answer_lengths
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"mixture": self.mixture.state_dict(), "generator": self.generator.get_state().tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mixture.load_state_dict(state["mixture"])
+        self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))

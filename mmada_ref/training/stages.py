@@ -1,0 +1,185 @@
+"""Stage configuration: one YAML file per stage (``configs/train/*.yaml``), read into dataclasses.
+
+A stage is ``kind: unified`` (the masked-token objective of stages 1 and 2) or ``kind: grpo`` (UniGRPO).
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+
+@dataclass
+class ModelSection:
+    path: str = ""                       # checkpoint folder (official layout) to start from
+    tokenizer: Optional[str] = None      # default: path
+    vq_model: Optional[str] = None       # MAGVIT-v2 folder for rows with image files (default: path/magvitv2)
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class SourceSection:
+    path: str = ""
+    kind: str = "text"                   # text | mmu | t2i (unified) ; text | mmu (grpo prompts)
+    weight: float = 1.0
+
+
+@dataclass
+class DataSection:
+    max_seq_length: int = 128            # official preprocessing.max_seq_length (text part of t2i / mmu rows)
+    lm_max_length: Optional[int] = None  # length of lm rows; default max_seq_length + 3 + num_vq_tokens
+    num_vq_tokens: Optional[int] = None  # default: the model config's
+    batch_size: dict = field(default_factory=lambda: {"t2i": 1, "lm": 1, "mmu": 1})
+    lm_format: str = "plain"             # plain (whole text masked, /(B*L)) | chat (response only, /answer length)
+    think_format: bool = False           # prompts get the thinking system prompt; reasoning -> <think> ... </think>
+    chat_eot: str = "<|eot_id|>"         # "<eot_id>" reproduces the official training-string typo
+    sources: list = field(default_factory=list)
+
+
+@dataclass
+class ObjectiveSection:
+    coefficients: dict = field(default_factory=lambda: {"t2i": 1.0, "lm": 1.0, "mmu": 1.0})
+    cond_dropout_prob: float = 0.1
+    min_masking_rate: float = 0.0
+    text_eps: float = 1e-3
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    min_lr_scale: float = 0.0
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class TrainSection:
+    max_steps: int = 1000
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str = "no"          # no | fp16 | bf16 (accelerate)
+    seed: int = 10086
+    log_every: int = 10
+    save_every: int = 1000
+    keep_last: int = 2
+
+
+@dataclass
+class SamplerSection:
+    gen_length: int = 256
+    steps: int = 128
+    block_length: int = 64
+    temperature: float = 0.8
+    remasking: str = "low_confidence"
+
+
+@dataclass
+class GRPOSection:
+    prompts_per_step: int = 2
+    group_size: int = 16
+    clip_eps: float = 0.2
+    beta: float = 0.01                   # KL (k3) coefficient, against the frozen reference policy
+    mask_ratio: tuple = (0.0, 1.0)       # structured noising: p ~ U(lo, hi) over the response only
+    mask_times: int = 2                  # noisy copies per response
+    iterations: int = 1                  # optimiser steps per rollout batch (ratio != 1 from the 2nd on)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    rewards: list = field(default_factory=lambda: [{"name": "correctness", "weight": 2.0},
+                                                   {"name": "format", "weight": 0.5}])
+
+
+@dataclass
+class StageConfig:
+    name: str = "stage"
+    kind: str = "unified"                # unified | grpo
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    grpo: GRPOSection = field(default_factory=GRPOSection)
+
+    def validate(self) -> "StageConfig":
+        if self.kind not in ("unified", "grpo"):
+            raise ValueError(f"stage kind must be 'unified' or 'grpo', not {self.kind!r}")
+        if not self.model.path:
+            raise ValueError("model.path is empty: set it to the checkpoint folder to start from (or pass --model)")
+        if self.data.lm_format not in ("plain", "chat"):
+            raise ValueError(f"data.lm_format must be plain or chat, not {self.data.lm_format!r}")
+        unknown = set(self.data.batch_size) - {"t2i", "lm", "mmu"}
+        if unknown:
+            raise ValueError(f"data.batch_size has unknown groups {sorted(unknown)} (use t2i, lm, mmu)")
+        kinds = {"t2i", "text", "mmu"}
+        for src in self.data.sources:
+            if src.kind not in kinds:
+                raise ValueError(f"data source {src.path}: kind must be one of {sorted(kinds)}, not {src.kind!r}")
+            if src.weight <= 0:
+                raise ValueError(f"data source {src.path}: weight must be > 0")
+        if not self.data.sources:
+            raise ValueError("data.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
+        if self.train.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"train.mixed_precision must be no, fp16 or bf16, not {self.train.mixed_precision!r}")
+        lo, hi = self.grpo.mask_ratio
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"grpo.mask_ratio must satisfy 0 <= lo <= hi <= 1, got {self.grpo.mask_ratio}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: Any, where: str):
+    """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
+    values = {}
+    for name, value in data.items():
+        default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            values[name] = _build(type(default), value, f"{where}.{name}")
+        elif name == "sources":
+            values[name] = [_build(SourceSection, s, f"{where}.sources[{i}]") for i, s in enumerate(value or [])]
+        elif isinstance(default, tuple) or isinstance(known[name].default, tuple):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+def stage_from_dict(data: dict, base_dir: Optional[Path] = None) -> StageConfig:
+    """Build and validate a :class:`StageConfig`; relative data paths resolve against ``base_dir``."""
+    cfg = _build(StageConfig, data, "config")
+    for name in ("lr", "eps", "weight_decay", "min_lr_scale", "max_grad_norm"):
+        setattr(cfg.optim, name, float(getattr(cfg.optim, name)))  # YAML reads 1e-4 as a string
+    cfg.objective.text_eps = float(cfg.objective.text_eps)
+    if base_dir is not None:
+        for src in cfg.data.sources:
+            if src.path and not Path(src.path).is_absolute() and not Path(src.path).exists():
+                src.path = str((base_dir / src.path).resolve())
+    return cfg
+
+
+def load_stage(path: str | Path, overrides: Optional[dict] = None) -> StageConfig:
+    """Read a stage YAML; ``overrides`` maps dotted keys (``train.max_steps``) to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"stage config {path} not found (see configs/train/)")
+    data = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return stage_from_dict(data, base_dir=path.parent)

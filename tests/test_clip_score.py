@@ -143,3 +143,13 @@ def test_pretrained_tag_resolves_only_from_local_caches(tmp_path, monkeypatch):
     assert resolve_clip_checkpoint("ViT-B-32", "openai") == weights
     with pytest.raises(ValueError, match="unknown open_clip pretrained tag"):
         resolve_clip_checkpoint("ViT-B-32", "no-such-tag")
+
+
+def test_openai_style_torchscript_archive_loads(tiny_checkpoints, tmp_path):
+    model, path, _ = tiny_checkpoints
+    archive = tmp_path / "tiny_jit.pt"
+    torch.jit.script(model).save(str(archive))
+    images = _images()[:2]
+    from_archive = ClipScorer(TINY_NAME, checkpoint=archive, pretrained=None).score(images, PROMPTS[:2])
+    from_state_dict = ClipScorer(TINY_NAME, checkpoint=path, pretrained=None).score(images, PROMPTS[:2])
+    assert from_archive == from_state_dict

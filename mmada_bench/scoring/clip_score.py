@@ -107,7 +107,9 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
 
     if _is_torchscript_archive(path):
         state_dict = torch.jit.load(str(path), map_location="cpu").state_dict()
-        for key in _TORCHSCRIPT_EXTRA_KEYS:
+        # scripted modules also export non-persistent buffers (e.g. the text attn_mask): not weights
+        non_persistent = {name for name, _ in model.named_buffers()} - set(model.state_dict())
+        for key in (*_TORCHSCRIPT_EXTRA_KEYS, *non_persistent):
             state_dict.pop(key, None)
         model.load_state_dict(state_dict, strict=True)
     else:

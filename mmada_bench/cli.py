@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "run": "mmada_bench.commands.run",
     "list-tasks": "mmada_bench.commands.list_tasks",
     "show": "mmada_bench.commands.show",
+    "compare": "mmada_bench.commands.compare",
 }
 
 EPILOG = """\

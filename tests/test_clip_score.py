@@ -145,6 +145,7 @@ def test_pretrained_tag_resolves_only_from_local_caches(tmp_path, monkeypatch):
         resolve_clip_checkpoint("ViT-B-32", "no-such-tag")
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_openai_style_torchscript_archive_loads(tiny_checkpoints, tmp_path):
     model, path, _ = tiny_checkpoints
     archive = tmp_path / "tiny_jit.pt"

@@ -212,3 +212,12 @@ def test_bad_inputs_raise_clear_errors(scorer):
         scorer.score([None], [Image.new("RGB", (8, 8))])
     with pytest.raises(FileNotFoundError, match="image file not found"):
         scorer.score(["a"], ["/nonexistent/image.png"])
+
+
+def test_default_vision_config_is_the_released_vit_large():
+    from mmada_bench.scoring.imagereward import ORIGINAL_VISION_CONFIG, _vision_config
+
+    config = _vision_config(ORIGINAL_VISION_CONFIG)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (1024, 24, 16)
+    assert (config.image_size, config.patch_size, config.intermediate_size) == (224, 16, 4096)
+    assert config.layer_norm_eps == 1e-6  # BlipVisionConfig's default 1e-5 would be wrong

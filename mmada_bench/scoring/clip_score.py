@@ -17,6 +17,7 @@ ScorerWeightsMissing naming ``--clip-checkpoint``.
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -106,7 +107,9 @@ def _load_weights(model: torch.nn.Module, path: Path) -> None:
     import open_clip
 
     if _is_torchscript_archive(path):
-        state_dict = torch.jit.load(str(path), map_location="cpu").state_dict()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit.load deprecation notice
+            state_dict = torch.jit.load(str(path), map_location="cpu").state_dict()
         # scripted modules also export non-persistent buffers (e.g. the text attn_mask): not weights
         non_persistent = {name for name, _ in model.named_buffers()} - set(model.state_dict())
         for key in (*_TORCHSCRIPT_EXTRA_KEYS, *non_persistent):

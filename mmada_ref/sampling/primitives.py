@@ -34,19 +34,26 @@ def cosine_schedule(t: torch.Tensor | float) -> torch.Tensor:
 
 
 def get_mask_schedule(name: str):
-    """Mask-ratio schedules by name: cosine, linear, powX (e.g. pow2), sigmoid."""
+    """Mask-ratio schedules by name: cosine, linear, powX (e.g. pow2), sigmoid.
+
+    As the official ``models/sampling.py``: linear, powX and sigmoid are clamped to ``[1e-6, 1]``;
+    cosine is not clamped (``cos(π/2)`` is ``-4.4e-8`` in float32).
+    """
     if name in ("cosine", "cosine_schedule"):
         return cosine_schedule
     if name == "linear":
-        return lambda t: 1 - torch.as_tensor(t)
+        return lambda t: (1 - torch.as_tensor(t)).clamp(min=1e-6, max=1.0)
     if name.startswith("pow"):
-        exp = float(name[3:])
-        return lambda t: 1.0 - torch.as_tensor(t) ** exp
+        try:
+            exp = float(name[3:])
+        except ValueError:
+            raise ValueError(f"bad mask schedule {name!r}: powX needs a number, e.g. pow2 or pow0.5") from None
+        return lambda t: (1.0 - torch.as_tensor(t) ** exp).clamp(min=1e-6, max=1.0)
     if name == "sigmoid":
-        def sigmoid(t, start=-3.0, end=3.0, tau=1.0):
+        def sigmoid(t, start=-3.0, end=3.0, tau=1.0, clip_min=1e-6):
             t = torch.as_tensor(t)
             lo, hi = torch.sigmoid(torch.tensor(start / tau)), torch.sigmoid(torch.tensor(end / tau))
-            return torch.clip((hi - torch.sigmoid((t * (end - start) + start) / tau)) / (hi - lo), 0.0, 1.0)
+            return torch.clip((hi - torch.sigmoid((t * (end - start) + start) / tau)) / (hi - lo), clip_min, 1.0)
         return sigmoid
     raise ValueError(f"unknown mask schedule {name!r}; use cosine, linear, powX or sigmoid")
 

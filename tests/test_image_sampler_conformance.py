@@ -252,3 +252,19 @@ def test_bad_input_is_reported(model, golden, tokens):
     with pytest.raises(ValueError, match="shape"):
         generate_image_codes(model, ids, mask[:, 1:], None, None, tokens,
                              ImageSamplerSettings(guidance_scale=0), kw["seq_len"])
+
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_runs_on_gpu_and_reports_a_cpu_generator(conformance_dir, golden, tokens):
+    gpu_model = MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32).cuda()
+    rec = _record(golden, "g3.5")
+    kw = rec["kwargs"]
+    args = [torch.tensor(rec[k]).cuda() for k in ("input_ids", "attention_mask", "uncond_input_ids",
+                                                  "uncond_attention_mask")]
+    with pytest.raises(ValueError, match="generator"):
+        generate_image_codes(gpu_model, *args, tokens, _settings(kw), kw["seq_len"], generator=torch.Generator())
+    out = generate_image_codes(gpu_model, *args, tokens, _settings(kw), kw["seq_len"],
+                               generator=torch.Generator(device="cuda").manual_seed(0))
+    assert out.codes.shape == (2, kw["seq_len"]) and out.stats.nfe == kw["timesteps"]
+    assert 0 <= int(out.codes.min()) and int(out.codes.max()) < tokens.codebook_size

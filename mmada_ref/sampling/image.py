@@ -100,6 +100,9 @@ def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optiona
     batch, length = ids.shape
     device = ids.device
     mask = _padding_mask(attention_mask, ids, "attention_mask")
+    if generator is not None and generator.device.type != device.type:
+        raise ValueError(f"generator is on {generator.device} but the ids are on {device}: create it with "
+                         f"torch.Generator(device={str(device)!r}).manual_seed(seed)")
     guided = s.guidance_scale > 0
     if guided:
         if uncond_input_ids is None:

@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 import yaml
 
+from ..checkpoint import save_model
 from ..modeling import MMaDAModelLM
 from ..text_tokenizer import load_text_tokenizer
 from ..tokens import SpecialTokens
@@ -169,8 +170,9 @@ class Trainer:
         folder = self.output_dir / "checkpoints" / f"step-{self.step:07d}"
         acc.wait_for_everyone()
         acc.save_state(str(folder / STATE_DIR))
+        weights = acc.get_state_dict(self.model)  # full weights on the main process (gathers FSDP / ZeRO-3 shards)
         if acc.is_main_process:
-            acc.unwrap_model(self.model).save_pretrained(folder)
+            save_model(_Weights(acc.unwrap_model(self.model).config, weights), folder)
             self.tokenizer.save_pretrained(str(folder))
             vq = Path(self.cfg.model.vq_model or Path(self.cfg.model.path) / "magvitv2")
             if vq.is_dir() and not (folder / "magvitv2").exists():
@@ -197,6 +199,16 @@ class Trainer:
         folders = sorted((self.output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
         for old in folders[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+class _Weights:
+    """``config`` + a (gathered) state dict, in the shape :func:`mmada_ref.checkpoint.save_model` reads."""
+
+    def __init__(self, config, state: dict):
+        self.config, self._state = config, state
+
+    def state_dict(self) -> dict:
+        return self._state
 
 
 class UnifiedStep:

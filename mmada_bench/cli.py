@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "list-tasks": "mmada_bench.commands.list_tasks",
     "show": "mmada_bench.commands.show",
     "compare": "mmada_bench.commands.compare",
+    "profile": "mmada_bench.commands.profile",
 }
 
 EPILOG = """\

@@ -33,6 +33,11 @@ class DatasetSpec:
     local_dir: Optional[str] = None  # folder under --data-dir (default: the task name)
     id_field: Optional[str] = None  # field holding a stable item id (default: "<split>-<index>")
     required_fields: list[str] = field(default_factory=list)  # canonical schema: must be present
+    image_field: Optional[str] = None  # item field holding the image (bytes, {bytes, path}, path, PIL)
+    image_dir: str = "images"  # folder of image files named by relative paths (under the task's data folder)
+    local_formats: list[str] = field(default_factory=list)  # other on-disk formats (mmada_bench/formats.py)
+    group_by: list[str] = field(default_factory=list)  # fields that group items (e.g. MME's question pairs)
+    group_size: Optional[int] = None  # items per group; other group sizes become error records
 
 
 @dataclass
@@ -66,6 +71,9 @@ class VariantSpec:
     system_prompt: Optional[str] = None  # chat system message (chat variants only)
     preset: Optional[str] = None  # overrides the card's preset
     stop: Optional[list[str]] = None  # overrides the card's stop strings
+    template: Optional[str] = None  # overrides prompt.template (e.g. another framework's instruction)
+    replace: dict[str, str] = field(default_factory=dict)  # literal replacements in the rendered item prompt
+    primary_metric: Optional[str] = None  # overrides the card's primary metric ("metric/filter")
 
 
 @dataclass
@@ -75,6 +83,15 @@ class MetricSpec:
     name: str  # registered metric
     filter: str = "none"  # key of ``filters`` ("none": the stop-truncated output itself)
     gold: str = "answer"  # item field holding the reference
+
+
+@dataclass
+class SetMetricSpec:
+    """A metric computed once over all items of a task (F1 over splits, MME acc+, corpus CIDEr)."""
+
+    name: str  # registered set metric (mmada_bench.registry.SET_METRICS)
+    filter: str  # label of the leaderboard rows' ``filter`` column (e.g. the parser convention)
+    options: dict = field(default_factory=dict)  # passed to the set metric (e.g. {variant: lmms_eval})
 
 
 @dataclass
@@ -104,8 +121,8 @@ class TaskCard:
     version: str
     dataset: DatasetSpec
     prompt: PromptSpec
-    metrics: list[MetricSpec]
     protocol: ProtocolSpec
+    metrics: list[MetricSpec] = field(default_factory=list)  # per-item metrics (mean + CI)
     description: str = ""
     module: Optional[str] = None  # optional module imported first (registers task-specific filters/metrics)
     variants: dict[str, VariantSpec] = field(default_factory=lambda: {"default": VariantSpec()})
@@ -113,6 +130,7 @@ class TaskCard:
     preset: str = "ci"
     stop: list[str] = field(default_factory=list)
     filters: dict[str, list[str]] = field(default_factory=dict)  # name -> chain of registered filters
+    set_metrics: list[SetMetricSpec] = field(default_factory=list)  # metrics over the whole item set
     primary_metric: Optional[str] = None  # "metric/filter"; default: the first metric
     regression: RegressionSpec = field(default_factory=RegressionSpec)
     path: Optional[str] = None  # set on load
@@ -124,10 +142,12 @@ class TaskCard:
             raise KeyError(f"task {self.name!r} has no variant {name!r}; known: {', '.join(self.variants)}")
         return self.variants[name]
 
-    def primary(self) -> tuple[str, str]:
-        """(metric, filter) of the headline number."""
-        if self.primary_metric:
-            metric, _, filt = self.primary_metric.partition("/")
+    def primary(self, variant: Optional[str] = None) -> tuple[str, str]:
+        """(metric, filter) of the headline number (of ``variant`` when it overrides it)."""
+        chosen = self.variants[variant].primary_metric if variant in self.variants else None
+        chosen = chosen or self.primary_metric
+        if chosen:
+            metric, _, filt = chosen.partition("/")
             return metric, filt or "none"
         return self.metrics[0].name, self.metrics[0].filter
 
@@ -210,23 +230,57 @@ def _check_references(card: TaskCard) -> None:
             raise CardError(f"field 'metrics[{i}].name': unknown metric {metric.name!r} (known: {', '.join(METRICS.names())})")
         if metric.filter != "none" and metric.filter not in card.filters:
             raise CardError(f"field 'metrics[{i}].filter': {metric.filter!r} is not a key of 'filters' ({', '.join(card.filters) or 'none'})")
-    if not card.metrics:
-        raise CardError("field 'metrics': at least one metric is required")
+    if not card.metrics and not card.set_metrics:
+        raise CardError("field 'metrics': at least one metric (or one entry of 'set_metrics') is required")
+    _check_set_metrics(card)
     if card.default_variant not in card.variants:
         raise CardError(f"field 'default_variant': {card.default_variant!r} is not a key of 'variants' ({', '.join(card.variants)})")
     presets = [("preset", card.preset)] + [(f"variants.{k}.preset", v.preset) for k, v in card.variants.items() if v.preset]
     for where, name in presets:
         _check_preset(where, name)
-    if card.primary_metric:
-        metric, filt = card.primary()
-        if not any(m.name == metric and m.filter == filt for m in card.metrics):
-            raise CardError(f"field 'primary_metric': {card.primary_metric!r} matches no entry of 'metrics' (use 'metric/filter')")
+    primaries = [("primary_metric", None, card.primary_metric)] + [
+        (f"variants.{k}.primary_metric", k, v.primary_metric) for k, v in card.variants.items() if v.primary_metric]
+    for where, variant, value in primaries:
+        if value and not _produces(card, *card.primary(variant)):
+            raise CardError(f"field {where!r}: {value!r} matches no entry of 'metrics' or 'set_metrics' (use 'metric/filter')")
+    if not card.primary_metric and not card.metrics:
+        raise CardError("field 'primary_metric' is required when the card has only set metrics")
     if card.prompt.fewshot.sampler not in ("random", "first_n", "fixed"):
         raise CardError(f"field 'prompt.fewshot.sampler': {card.prompt.fewshot.sampler!r} is not one of random, first_n, fixed")
     if card.prompt.fewshot.sampler == "fixed" and len(card.prompt.fewshot.examples) < card.prompt.fewshot.n:
         raise CardError(f"field 'prompt.fewshot.examples': sampler 'fixed' needs at least n={card.prompt.fewshot.n} examples")
     if card.prompt.fewshot.sampler != "fixed" and card.prompt.fewshot.n and not card.dataset.fewshot_split:
         raise CardError("field 'dataset.fewshot_split' is required when prompt.fewshot.n > 0 draws from the data")
+
+
+def _check_set_metrics(card: TaskCard) -> None:
+    from mmada_bench.registry import SET_METRICS
+
+    for i, spec in enumerate(card.set_metrics):
+        if spec.name not in SET_METRICS.names():
+            raise CardError(f"field 'set_metrics[{i}].name': unknown set metric {spec.name!r} "
+                            f"(known: {', '.join(SET_METRICS.names()) or 'none'})")
+    if card.dataset.group_size is not None and not card.dataset.group_by:
+        raise CardError("field 'dataset.group_by' is required with 'dataset.group_size'")
+    if card.dataset.local_formats:
+        from mmada_bench.formats import LOCAL_FORMATS
+
+        for i, name in enumerate(card.dataset.local_formats):
+            if name not in LOCAL_FORMATS:
+                raise CardError(f"field 'dataset.local_formats[{i}]': unknown format {name!r} (known: {', '.join(LOCAL_FORMATS)})")
+
+
+def _produces(card: TaskCard, metric: str, filt: str) -> bool:
+    """Whether the card yields a leaderboard row ``metric/filt`` (per-item or set metric)."""
+    from mmada_bench.registry import SET_METRICS
+
+    if any(m.name == metric and m.filter == filt for m in card.metrics):
+        return True
+    for spec in card.set_metrics:
+        outputs = getattr(SET_METRICS.get(spec.name), "outputs", None)
+        if spec.filter == filt and (outputs is None or metric in outputs):
+            return True
+    return False
 
 
 def _check_preset(where: str, name: str) -> None:

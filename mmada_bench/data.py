@@ -9,7 +9,14 @@ Sources, in order:
    labelled split ``"smoke"`` everywhere; skipped with ``require_data=True``.
 
 A row that cannot be parsed or lacks a required field becomes an :class:`Item` with ``error`` set;
-the run records it as a failed item and goes on.
+the run records it as a failed item and goes on. A required column absent from every row is a
+:class:`DatasetSchemaError` naming it. Cards with ``dataset.group_by`` / ``group_size`` (MME's
+question pairs) turn items of an incomplete group into error records.
+
+Image tasks (``dataset.image_field``): relative image paths are looked up in ``image_dir`` (the
+``--image-dir`` option, else ``<task data folder>/<dataset.image_dir>``); ``dataset.local_formats``
+names other readable layouts of the task's data folder (:mod:`mmada_bench.formats`, e.g. the
+original POPE question files).
 """
 from __future__ import annotations
 
@@ -29,6 +36,10 @@ SMOKE_SPLIT = "smoke"
 
 class DatasetMissing(FileNotFoundError):
     """No dataset could be found for a task; the message names the cause and the fix."""
+
+
+class DatasetSchemaError(ValueError):
+    """The dataset lacks a column the card needs; the message names it and the file."""
 
 
 @dataclass
@@ -53,14 +64,30 @@ class TaskData:
     extra: dict = field(default_factory=dict)
 
 
-def load_task_data(card: TaskCard, data_dir: Optional[str | Path] = None, require_data: bool = False) -> TaskData:
+def load_task_data(card: TaskCard, data_dir: Optional[str | Path] = None, require_data: bool = False,
+                   image_dir: Optional[str | Path] = None) -> TaskData:
     """Load the evaluation split (and few-shot pool) of ``card``; see the module docstring."""
+    data = _load(card, data_dir, require_data)
+    if card.dataset.image_field:
+        folder = Path(data.extra.get("folder", "."))
+        data.extra["image_dir"] = _image_dir(card, data, Path(image_dir) if image_dir else folder / card.dataset.image_dir,
+                                             explicit=image_dir is not None)
+    _mark_incomplete_groups(card, data.items)
+    return data
+
+
+def _load(card: TaskCard, data_dir: Optional[str | Path], require_data: bool) -> TaskData:
     ds = card.dataset
     if data_dir is not None and str(data_dir) == SMOKE_SPLIT:
         return _load_smoke(card)
     if data_dir is not None:
         folder = Path(data_dir) / (ds.local_dir or card.name)
         path = _find_split_file(folder, ds.split)
+        other = _read_local_format(card, folder) if path is None else None
+        if other is not None:
+            rows, fingerprint, source = other
+            return TaskData(_to_items(card, rows, ds.split, source), [], f"local:{source}", ds.split, fingerprint,
+                            {"folder": str(folder)})
         if path is None:
             raise DatasetMissing(
                 f"{card.name}: no {ds.split!r} split under {folder} (looked for {ds.split}.jsonl / {ds.split}.parquet); "
@@ -68,7 +95,8 @@ def load_task_data(card: TaskCard, data_dir: Optional[str | Path] = None, requir
                 + (f" or cache {ds.hf_id} and omit --data-dir" if ds.hf_id else ""))
         pool = _local_pool(card, folder)
         rows, fingerprint = _read_rows(path)
-        return TaskData(_to_items(card, rows, ds.split, path), pool, f"local:{path}", ds.split, fingerprint)
+        return TaskData(_to_items(card, rows, ds.split, path), pool, f"local:{path}", ds.split, fingerprint,
+                        {"folder": str(folder)})
     if ds.hf_id:
         loaded = _load_hf(card)
         if loaded is not None:
@@ -77,8 +105,48 @@ def load_task_data(card: TaskCard, data_dir: Optional[str | Path] = None, requir
             + (f" or cache {ds.hf_id} with `datasets`" if ds.hf_id else ""))
     if require_data:
         raise DatasetMissing(f"{card.name}: no dataset found (no --data-dir, {ds.hf_id or 'no HF id'} not in the local cache); {hint}")
-    warnings.warn(f"{card.name}: no dataset found; using the bundled smoke subset (split 'smoke'); {hint}", stacklevel=2)
+    warnings.warn(f"{card.name}: no dataset found; using the bundled smoke subset (split 'smoke'); {hint}", stacklevel=3)
     return _load_smoke(card)
+
+
+def _read_local_format(card: TaskCard, folder: Path):
+    from mmada_bench.formats import LOCAL_FORMATS
+
+    for name in card.dataset.local_formats:
+        found = LOCAL_FORMATS[name](folder)
+        if found is not None:
+            return found
+    return None
+
+
+def _image_dir(card: TaskCard, data: TaskData, image_dir: Path, explicit: bool) -> str:
+    """The folder for relative image paths; DatasetMissing when rows need it and it is absent."""
+    field_name = card.dataset.image_field
+    needs_files = any(isinstance(item.doc.get(field_name), str) for item in data.items[:50])
+    if (explicit or needs_files) and not image_dir.is_dir():
+        raise DatasetMissing(f"{card.name}: image folder {image_dir} does not exist; the items name image files "
+                             f"(e.g. {next((i.doc.get(field_name) for i in data.items if i.doc.get(field_name)), '?')!r}): "
+                             f"pass --image-dir DIR (e.g. COCO val2014) or put them in "
+                             f"<data-dir>/{card.dataset.local_dir or card.name}/{card.dataset.image_dir}/")
+    return str(image_dir)
+
+
+def _mark_incomplete_groups(card: TaskCard, items: list[Item]) -> None:
+    """Give every item of a group with the wrong size an error (e.g. an MME question without its pair)."""
+    ds = card.dataset
+    if not ds.group_by or ds.group_size is None:
+        return
+    groups: dict[tuple, list[Item]] = {}
+    for item in items:
+        if item.doc:
+            groups.setdefault(tuple(str(item.doc.get(f)) for f in ds.group_by), []).append(item)
+    for key, members in groups.items():
+        if len(members) != ds.group_size:
+            where = ", ".join(f"{f}={v!r}" for f, v in zip(ds.group_by, key))
+            message = (f"item group ({where}) has {len(members)} item(s), expected {ds.group_size} "
+                       f"(grouped by {', '.join(ds.group_by)}); add the missing item(s) or remove the group")
+            for item in members:
+                item.error = item.error or message
 
 
 def _find_split_file(folder: Path, split: str) -> Optional[Path]:
@@ -108,7 +176,8 @@ def _load_smoke(card: TaskCard) -> TaskData:
                              f"with {card.dataset.local_dir or card.name}/{card.dataset.split}.jsonl")
     rows, fingerprint = _read_rows(path)
     pool = _local_pool(card, folder)
-    return TaskData(_to_items(card, rows, SMOKE_SPLIT, path), pool, f"smoke:{path}", SMOKE_SPLIT, fingerprint)
+    return TaskData(_to_items(card, rows, SMOKE_SPLIT, path), pool, f"smoke:{path}", SMOKE_SPLIT, fingerprint,
+                    {"folder": str(folder)})
 
 
 def _read_rows(path: Path) -> tuple[list, str]:
@@ -139,12 +208,27 @@ def _row_error(card: TaskCard, row) -> Optional[str]:
         value = row.get(name)
         if value is None:
             return f"field {name!r} is missing"
-        if not isinstance(value, (str, int, float)):
+        if not isinstance(value, (str, int, float, list)):
             return f"field {name!r} is a {type(value).__name__}, expected text"
+        if isinstance(value, list) and not value:
+            return f"field {name!r} is an empty list"
     return None
 
 
+def _check_columns(card: TaskCard, rows: list, path) -> None:
+    """A required column (or the image column) absent from every row is a schema error, not N bad rows."""
+    dicts = [r for r in rows if isinstance(r, dict)]
+    if not dicts:
+        return
+    needed = list(card.dataset.required_fields) + ([card.dataset.image_field] if card.dataset.image_field else [])
+    for name in needed:
+        if all(name not in r for r in dicts):
+            raise DatasetSchemaError(f"{card.name}: column {name!r} is missing from {path} (columns: "
+                                     f"{', '.join(sorted(dicts[0]))}); the card needs {', '.join(needed)}")
+
+
 def _to_items(card: TaskCard, rows: list, split: str, path) -> list[Item]:
+    _check_columns(card, rows, path)
     items = []
     for index, row in enumerate(rows):
         error = _row_error(card, row)
@@ -176,6 +260,9 @@ def _load_hf(card: TaskCard) -> Optional[TaskData]:
         import datasets
 
         split = datasets.load_dataset(ds.hf_id, ds.hf_config, split=ds.split)
+        if ds.image_field and ds.image_field in split.column_names:
+            # keep the encoded bytes ({bytes, path}); images are decoded one at a time when generating
+            split = split.cast_column(ds.image_field, datasets.Image(decode=False))
         pool = []
         if ds.fewshot_split and card.prompt.fewshot.sampler != "fixed" and card.prompt.fewshot.n:
             pool = list(datasets.load_dataset(ds.hf_id, ds.hf_config, split=ds.fewshot_split))
@@ -183,6 +270,10 @@ def _load_hf(card: TaskCard) -> Optional[TaskData]:
         warnings.warn(f"{card.name}: could not load {ds.hf_id} from the local cache ({type(exc).__name__}: {exc})", stacklevel=3)
         return None
     rows = list(split)
+    if ds.image_field:
+        fingerprint = getattr(split, "_fingerprint", None) or hashlib.sha256(repr(rows).encode()).hexdigest()
+        source = f"hf:{ds.hf_id}" + (f"/{ds.hf_config}" if ds.hf_config else "")
+        return TaskData(_to_items(card, rows, ds.split, source), pool, source, ds.split, fingerprint)
     fingerprint = getattr(split, "_fingerprint", None) or hashlib.sha256(
         json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
     source = f"hf:{ds.hf_id}" + (f"/{ds.hf_config}" if ds.hf_config else "")

@@ -54,7 +54,10 @@ def build_prompt(card: TaskCard, variant: VariantSpec, doc: dict, shots: list[di
     """(prompt text, chat messages or None) for one item."""
     p = card.prompt
     parts = [render(p.template, s) + p.target_delimiter + render(p.target, s) for s in shots]
-    parts.append(render(p.template, doc))
+    question = render(variant.template or p.template, doc)
+    for old, new in variant.replace.items():
+        question = question.replace(old, new)
+    parts.append(question)
     prompt = variant.prefix + p.fewshot_delimiter.join(parts)
     messages = None
     if variant.chat:

@@ -65,12 +65,15 @@ class Registry:
 
 FILTERS = Registry("filter", lazy_modules=["mmada_bench.filters"])
 METRICS = Registry("metric", lazy_modules=["mmada_bench.metrics"])
+# Metrics over a whole task's items (F1 over splits, MME acc+, corpus CIDEr): fn(entries, options) -> rows.
+SET_METRICS = Registry("set metric", lazy_modules=["mmada_bench.understanding"])
 # Model families. The MMaDA adapter imports torch/transformers, so it is imported only when asked for.
 MODELS = Registry("model", lazy_modules=["mmada_bench.models.dummy"],
                   named_modules={"mmada": "mmada_bench.models.mmada"})
 
 register_filter = FILTERS.register
 register_metric = METRICS.register
+register_set_metric = SET_METRICS.register
 register_model = MODELS.register
 
 

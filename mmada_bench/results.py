@@ -37,7 +37,9 @@ LEADERBOARD_SCHEMA = pa.schema([
     ("metric", pa.string()),
     ("filter", pa.string()),
     ("is_primary", pa.bool_()),
-    ("value", pa.float64()),  # mean of per-item scores, fraction scale (0..1 for accuracies)
+    ("breakdown", pa.string()),  # null = the whole item set; "split=adversarial", "category=OCR", ...
+    ("value", pa.float64()),  # mean of per-item scores, fraction scale (0..1 for accuracies); set metrics: see unit
+    ("unit", pa.string()),  # "fraction" (printed as %), "x100" (printed x100: CIDEr, BLEU), "points" (MME)
     ("ci_low", pa.float64()),
     ("ci_high", pa.float64()),
     ("ci_method", pa.string()),  # "wilson" (binary scores) | "bootstrap-percentile-2000"

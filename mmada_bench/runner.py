@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from mmada_bench.cards import TaskCard, VariantSpec
 from mmada_bench.data import Item, TaskData, load_task_data
@@ -50,6 +50,7 @@ class RunSettings:
     run_id: Optional[str] = None
     retry_errors: bool = False  # regenerate items stored with a model error
     require_data: bool = False  # fail instead of falling back to the bundled smoke subsets
+    image_dir: Optional[str] = None  # folder of image files for items that name them (e.g. COCO val2014)
     progress: bool = True
 
 
@@ -60,6 +61,7 @@ class PlannedItem:
     messages: Optional[list] = None
     prompt_hash: str = ""
     error: Optional[str] = None
+    image: Any = None  # image source (bytes / path / PIL) of image tasks, decoded when generating
 
 
 @dataclass
@@ -71,6 +73,11 @@ class TaskPlan:
     stop: list[str]
     data: TaskData
     items: list[PlannedItem]
+
+    @property
+    def primary(self) -> tuple[str, str]:
+        """(metric, filter) of the headline number for this plan's variant."""
+        return self.card.primary(self.variant_name)
 
     def describe(self) -> dict:
         return {"task": self.card.name, "version": self.card.version, "variant": self.variant_name,
@@ -104,7 +111,7 @@ def plan_task(card: TaskCard, settings: RunSettings) -> TaskPlan:
     variant = card.variant(variant_name)
     preset = get_preset(settings.preset or variant.preset or card.preset)
     stop = list(variant.stop if variant.stop is not None else card.stop)
-    data = load_task_data(card, settings.data_dir, require_data=settings.require_data)
+    data = load_task_data(card, settings.data_dir, require_data=settings.require_data, image_dir=settings.image_dir)
     items = data.items[: settings.limit] if settings.limit is not None else data.items
     shots = fewshot_plan(card, data.fewshot_pool, len(items))
     planned = []
@@ -117,8 +124,22 @@ def plan_task(card: TaskCard, settings: RunSettings) -> TaskPlan:
         except KeyError as exc:
             planned.append(PlannedItem(item, error=f"malformed row {item.index}: {exc.args[0]}; fix the row"))
             continue
-        planned.append(PlannedItem(item, prompt, messages, prompt_hash(prompt, messages)))
+        planned.append(_with_image(card, data, PlannedItem(item, prompt, messages, prompt_hash(prompt, messages))))
     return TaskPlan(card, variant_name, variant, preset, stop, data, planned)
+
+
+def _with_image(card: TaskCard, data: TaskData, planned: PlannedItem) -> PlannedItem:
+    """Attach the item's image source (image tasks); its digest joins the prompt hash. A missing image is an error."""
+    from mmada_bench.images import ItemImageError, image_digest, image_source
+
+    if not card.dataset.image_field:
+        return planned
+    try:
+        planned.image = image_source(planned.item.doc, card.dataset.image_field, data.extra.get("image_dir"))
+        planned.prompt_hash = hashlib.sha256((planned.prompt_hash + image_digest(planned.image)).encode()).hexdigest()
+    except (ItemImageError, OSError) as exc:
+        planned.image, planned.error = None, f"item {planned.item.item_id}: {exc}"
+    return planned
 
 
 def compute_run_id(model, plans: list[TaskPlan], settings: RunSettings) -> str:
@@ -132,7 +153,8 @@ def compute_run_id(model, plans: list[TaskPlan], settings: RunSettings) -> str:
 
 # --- generation + scoring -----------------------------------------------------------------------
 
-def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Optional[str]) -> dict:
+def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Optional[str],
+                 primary: Optional[tuple[str, str]] = None) -> dict:
     """Cut at stops, run every filter chain and metric; errors and empty outputs score 0."""
     from mmada_bench.filters import apply_chain
     from mmada_bench.registry import get_metric
@@ -154,10 +176,12 @@ def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Op
         except Exception as exc:  # noqa: BLE001 - one item's scoring failure must not stop the run
             error = f"scoring failed ({metric.name}): {type(exc).__name__}: {exc}"
             scores[key] = 0.0
-    primary_metric, primary_filter = card.primary()
+    primary_metric, primary_filter = primary or card.primary()
+    key = f"{primary_metric}/{primary_filter}"
+    if key not in scores:  # a set metric is the headline: the item's score is a per-item metric of its filter
+        key = next((k for k in scores if k.endswith(f"/{primary_filter}")), next(iter(scores), key))
     return {"output": output, "extracted": extracted, "scores": scores, "error": error,
-            "extracted_answer": extracted.get(primary_filter, ""),
-            "score": scores.get(f"{primary_metric}/{primary_filter}", 0.0)}
+            "extracted_answer": extracted.get(primary_filter, ""), "score": scores.get(key, 0.0)}
 
 
 def _generate_batch(model, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
@@ -183,12 +207,12 @@ def _single(model, request: GenerationRequest, preset) -> GenerationResult:
 def _record(plan: TaskPlan, planned: PlannedItem, result: Optional[GenerationResult], share_s: float) -> dict:
     error = planned.error or (result.error if result else None)
     raw = result.text if result else ""
-    scored = score_output(plan.card, raw, plan.stop, planned.item.doc, error)
-    gold_field = plan.card.metrics[0].gold
+    scored = score_output(plan.card, raw, plan.stop, planned.item.doc, error, plan.primary)
+    gold_field = plan.card.metrics[0].gold if plan.card.metrics else None
     return {
         "item_id": planned.item.item_id, "index": planned.item.index, "split": plan.data.split,
         "prompt_hash": planned.prompt_hash, "prompt": planned.prompt,
-        "gold": str(planned.item.doc.get(gold_field, "")), "raw_output": raw, **scored,
+        "gold": str(planned.item.doc.get(gold_field, "")) if gold_field else "", "raw_output": raw, **scored,
         "latency_s": result.latency_s if result else 0.0, "wall_share_s": share_s,
         "n_generated_tokens": result.n_generated_tokens if result else 0, "nfe": result.nfe if result else 0,
         "stats": result.stats if result else {}, "completed_at": utc_now(),
@@ -212,9 +236,18 @@ def _run_task(plan: TaskPlan, model, settings: RunSettings, run_dir: Path, outco
             bar.update(1)
         todo = [p for p in pending if not p.error]
         for start in range(0, len(todo), settings.batch_size):
-            batch = todo[start: start + settings.batch_size]
-            requests = [GenerationRequest(p.item.item_id, p.prompt, p.messages, None, plan.stop,
-                                          settings.seed + p.item.index) for p in batch]
+            batch, images = [], []
+            for p in todo[start: start + settings.batch_size]:
+                try:
+                    images.append(_open_image(p))
+                    batch.append(p)
+                except ValueError as exc:  # corrupt image: an error record, no model call
+                    store.append(_record(plan, dataclasses.replace(p, error=f"item {p.item.item_id}: {exc}"), None, 0.0))
+                    bar.update(1)
+            if not batch:
+                continue
+            requests = [GenerationRequest(p.item.item_id, p.prompt, p.messages, image, plan.stop,
+                                          settings.seed + p.item.index) for p, image in zip(batch, images)]
             t0 = time.perf_counter()
             results = _generate_batch(model, requests, plan.preset)
             share = (time.perf_counter() - t0) / len(batch)
@@ -228,10 +261,23 @@ def _run_task(plan: TaskPlan, model, settings: RunSettings, run_dir: Path, outco
     return [store.records[p.item.item_id] for p in plan.items]
 
 
+def _open_image(planned: PlannedItem):
+    """The decoded image of an image task's item (None for text tasks); ValueError if corrupt."""
+    if planned.image is None:
+        return None
+    from mmada_bench.images import open_image
+
+    return open_image(planned.image)
+
+
 # --- aggregation --------------------------------------------------------------------------------
 
 def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunSettings, run_id: str,
-                      started_at: str) -> list[dict]:
+                      started_at: str, errors: Optional[list] = None) -> list[dict]:
+    """Leaderboard rows: one per per-item metric (mean + CI) and the rows of each set metric.
+
+    A set metric that raises (e.g. caption metrics without Java) adds its message to ``errors``;
+    the other rows are still returned."""
     from mmada_bench.stats import mean_with_ci
 
     n_errors = sum(1 for r in records if r.get("error"))
@@ -244,7 +290,7 @@ def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunS
     settings_json = json.dumps({**plan.preset.to_dict(), "stop": plan.stop, "batch_size": settings.batch_size,
                                 "dtype": settings.dtype}, sort_keys=True)
     prompt_hash = hashlib.sha256("".join(r["prompt_hash"] for r in records).encode()).hexdigest()
-    primary = plan.card.primary()
+    primary = plan.primary
     common = {
         "run_id": run_id, "model_name": model.name, "model_family": model.family,
         "model_fingerprint": model.fingerprint(), "model_is_smoke": bool(getattr(model, "is_smoke", False)),
@@ -264,7 +310,34 @@ def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunS
     for metric in plan.card.metrics:
         values = [float(r["scores"].get(f"{metric.name}/{metric.filter}", 0.0)) for r in records]
         rows.append({**common, **mean_with_ci(values), "metric": metric.name, "filter": metric.filter,
-                     "is_primary": (metric.name, metric.filter) == primary})
+                     "is_primary": (metric.name, metric.filter) == primary, "breakdown": None, "unit": "fraction"})
+    rows.extend(_set_metric_rows(plan, records, common, primary, errors if errors is not None else []))
+    return rows
+
+
+def _set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, primary: tuple[str, str],
+                     errors: list) -> list[dict]:
+    """Call each of the card's set metrics once with every item; failures go to ``errors``."""
+    from mmada_bench.registry import SET_METRICS
+
+    if not plan.card.set_metrics:
+        return []
+    entries = [{"item_id": p.item.item_id, "doc": p.item.doc, "output": r.get("output", ""), "error": r.get("error")}
+               for p, r in zip(plan.items, records)]
+    rows = []
+    for spec in plan.card.set_metrics:
+        try:
+            values = SET_METRICS.get(spec.name)(entries, dict(spec.options))
+        except Exception as exc:  # noqa: BLE001 - the items are stored; only this metric is missing
+            errors.append(f"{plan.card.name}: set metric {spec.name}/{spec.filter} failed: {type(exc).__name__}: {exc} "
+                          f"(the generated items are kept; fix the cause and re-run the same command to score them)")
+            continue
+        for v in values:
+            rows.append({**common, "metric": v["metric"], "filter": spec.filter, "value": v["value"],
+                         "ci_low": None, "ci_high": None, "ci_method": "none (set metric)",
+                         "n": v.get("n") if v.get("n") is not None else len(records),
+                         "breakdown": v.get("breakdown"), "unit": v.get("unit", "fraction"),
+                         "is_primary": (v["metric"], spec.filter) == primary})
     return rows
 
 
@@ -320,8 +393,12 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
                       "scores": json.dumps(r["scores"]), "stats": json.dumps(r.get("stats") or {})}
                      for r in records]
             write_items(out, run_id, plan.card.name, items)
-            rows = _leaderboard_rows(plan, records, model, settings, run_id, started_at)
-            upsert_leaderboard(out, rows)
+            set_errors: list = []
+            rows = _leaderboard_rows(plan, records, model, settings, run_id, started_at, set_errors)
+            if set_errors:
+                outcome.task_errors[plan.card.name] = "; ".join(set_errors)
+            if rows:
+                upsert_leaderboard(out, rows)
             outcome.rows.extend(rows)
     finally:
         lock.__exit__(None, None, None)

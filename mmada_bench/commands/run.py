@@ -22,7 +22,8 @@ examples:
 
 data: --data-dir DIR reads DIR/<task>/<split>.jsonl|parquet (e.g. ../shared/data/gsm8k/test.jsonl,
 train.jsonl for few-shot); without it the Hugging Face cache is tried (offline), then the bundled
-smoke subset (--data-dir smoke forces it, --require-data forbids it).
+smoke subset (--data-dir smoke forces it, --require-data forbids it). Image tasks whose items name
+image files (the original POPE question files) look them up in --image-dir (e.g. COCO val2014).
 """
 
 
@@ -33,6 +34,8 @@ def add_arguments(parser) -> None:
                              "default: the packaged smoke checkpoint")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each task")
     parser.add_argument("--data-dir", default=None, help="folder with <task>/<split>.jsonl|parquet; 'smoke' = bundled subsets")
+    parser.add_argument("--image-dir", default=None,
+                        help="folder of the image files items refer to (e.g. COCO val2014 for the original POPE files)")
     parser.add_argument("--require-data", action="store_true", help="fail instead of falling back to the smoke subsets")
     parser.add_argument("--output-dir", default="leaderboards", help="where results go (default: leaderboards/)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
@@ -64,7 +67,7 @@ def main(args) -> int:
         tasks=[t.strip() for t in args.tasks.split(",") if t.strip()], model=args.model, limit=args.limit,
         data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
-        run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data,
+        run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
         progress=not args.no_progress)
     try:
         outcome = run(settings)
@@ -80,8 +83,11 @@ def main(args) -> int:
 
 def format_summary(outcome) -> str:
     """A plain-text table of a run's metrics."""
-    rows = outcome.rows
-    first = rows[0]
+    from mmada_bench.commands.show import format_ci, format_value
+
+    rows = [r for r in outcome.rows if not r.get("breakdown")]
+    n_breakdown = len(outcome.rows) - len(rows)
+    first = outcome.rows[0]
     smoke = " [SMOKE MODEL: not a real result]" if first["model_is_smoke"] else ""
     lines = [f"run {outcome.run_id}  model {first['model_name']} ({first['model_family']}){smoke}",
              f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
@@ -89,11 +95,13 @@ def format_summary(outcome) -> str:
     for r in rows:
         split = r["split"] + (" (SMOKE)" if r["split"] == "smoke" else "")
         speed = f"{r['items_per_s']:.2f}" if r.get("items_per_s") else "-"
-        table.append((r["task"], r["variant"], split, r["metric"], r["filter"], f"{100 * r['value']:.1f}%",
-                      f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] {r['ci_method']}", str(r["n"]),
+        table.append((r["task"], r["variant"], split, r["metric"], r["filter"], format_value(r["value"], r.get("unit")),
+                      format_ci(r), str(r["n"]),
                       str(r["n_errors"]), speed))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if n_breakdown:
+        lines.append(f"(+{n_breakdown} per-split / per-category rows: python -m mmada_bench show {outcome.run_id})")
     lines.append(f"results: {outcome.output_dir}/leaderboard.parquet, {outcome.output_dir}/items/{outcome.run_id}/")
     return "\n".join(lines)

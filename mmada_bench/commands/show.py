@@ -56,6 +56,37 @@ def _baselines(path):
         return None
 
 
+def format_value(value, unit=None) -> str:
+    """A leaderboard value as printed: fractions as %, ``x100`` metrics x100, ``points`` as they are."""
+    if value is None or value != value:
+        return "-"
+    if unit == "points":
+        return f"{value:.1f}"
+    if unit == "x100":
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f}%"
+
+
+def format_ci(row) -> str:
+    """``[low, high] (method)`` of a row, or the method alone when the row has no interval."""
+    low, high = row.get("ci_low"), row.get("ci_high")
+    if low is None or high is None or low != low or high != high:
+        return f"({row.get('ci_method') or 'no interval'})"
+    return f"[{100 * low:.1f}, {100 * high:.1f}] ({row['ci_method']})"
+
+
+def format_breakdowns(rows) -> list[str]:
+    """One line per (metric, filter, breakdown kind): ``f1/lmms_eval by split: adversarial 85.0% ...``."""
+    lines, groups = [], {}
+    for _, r in rows.iterrows():
+        kind, _, label = str(r["breakdown"]).partition("=")
+        base = str(r["metric"]).split("[", 1)[0]
+        groups.setdefault((base, r["filter"], kind), []).append(f"{label} {format_value(r['value'], r.get('unit'))}")
+    for (base, filt, kind), cells in groups.items():
+        lines.append(f"    {base}/{filt} by {kind}: " + ", ".join(cells))
+    return lines
+
+
 def format_show(rows, baselines) -> str:
     """Text of the run's rows grouped by task, each followed by its benchmark's baselines."""
     from mmada_bench.baselines import protocol_differences
@@ -70,11 +101,14 @@ def format_show(rows, baselines) -> str:
         split = r0["split"] + ("  [SMOKE SUBSET]" if r0["split"] == "smoke" else "")
         lines += ["", f"{task} v{r0['task_version']}  variant {r0['variant']}  split {split}  preset {r0['preset']}",
                   f"  protocol: {protocol.get('description', '')}"]
-        for _, r in group.iterrows():
+        breakdown = group["breakdown"] if "breakdown" in group else None
+        whole = group if breakdown is None else group[breakdown.isna()]
+        for _, r in whole.iterrows():
             mark = " (primary)" if r["is_primary"] else ""
-            lines.append(f"  this run  {r['metric']}/{r['filter']}{mark}: {100 * r['value']:.1f}% "
-                         f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] ({r['ci_method']}), n={r['n']}, "
-                         f"errors={r['n_errors']}")
+            lines.append(f"  this run  {r['metric']}/{r['filter']}{mark}: {format_value(r['value'], r.get('unit'))} "
+                         f"{format_ci(r)}, n={r['n']}, errors={r['n_errors']}")
+        if breakdown is not None and breakdown.notna().any():
+            lines += format_breakdowns(group[breakdown.notna()])
         if baselines is None:
             continue
         names = [protocol["benchmark"], *protocol.get("baseline_aliases", {})]

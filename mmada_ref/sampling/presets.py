@@ -79,6 +79,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "MMaDA VLMEvalKit wrapper DEFAULT_KWARGS (POPE, MME, other Y/N sets): 2/2/2", label="paper"),
     Preset("mmu-caption", _T(gen_length=64, steps=32, block_length=16),
            "lmms-eval flickr30k max_new_tokens 64; steps L/2, block L/4 as inference_mmu.py"),
+    Preset("mmu-lmms-eval-pope", _T(gen_length=128, steps=64, block_length=32),
+           "lmms-eval pope max_new_tokens 128; steps L/2, block L/4 as inference_mmu.py"),
+    Preset("mmu-lmms-eval-mme", _T(gen_length=16, steps=8, block_length=4),
+           "lmms-eval mme max_new_tokens 16; steps L/2, block L/4 as inference_mmu.py"),
     Preset("mmu-inference", _T(gen_length=512, steps=256, block_length=128),
            "MMaDA inference_mmu.py / validation: max_new_tokens L, steps L/2, block L/4", label="repo"),
     # --- fast (Fast-dLLM style) -----------------------------------------------------------------

@@ -219,10 +219,11 @@ def _record(plan: TaskPlan, planned: PlannedItem, result: Optional[GenerationRes
     }
 
 
-def _run_task(plan: TaskPlan, model, settings: RunSettings, run_dir: Path, outcome: RunOutcome) -> list[dict]:
+def _run_task(plan: TaskPlan, model, settings: RunSettings, run_dir: Path, outcome: RunOutcome,
+              store_path: Optional[Path] = None) -> list[dict]:
     from tqdm import tqdm
 
-    store = ItemStore(run_dir / "items" / f"{plan.card.name}.jsonl")
+    store = ItemStore(store_path or run_dir / "items" / f"{plan.card.name}.jsonl")
     if settings.retry_errors:
         store.records = {k: r for k, r in store.records.items() if not str(r.get("error") or "").startswith("generation failed")}
     pending = [p for p in plan.items if p.item.item_id not in store.records]
@@ -357,8 +358,10 @@ def _harness_version() -> str:
 
 def run(settings: RunSettings, model=None) -> RunOutcome:
     """Run every task of ``settings``; a task whose card or data fails is reported and skipped."""
+    from mmada_bench import distributed
     from mmada_bench.registry import get_task
 
+    dist = distributed.context(settings.device)  # world size 1 unless launched by torchrun / accelerate
     if model is None and settings.model is None and settings.preset is None:
         # the packaged smoke model gets cheap sampler settings; its results are labelled smoke anyway
         settings = dataclasses.replace(settings, preset=SMOKE_PRESET)
@@ -371,23 +374,28 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
     if model is None and plans:
         from mmada_bench.models.loader import resolve_model
 
-        model = resolve_model(settings.model, device=settings.device, dtype=settings.dtype)
+        model = resolve_model(settings.model, device=dist.device_for(settings.device), dtype=settings.dtype)
     if not plans:
         return RunOutcome(settings.run_id or "", getattr(model, "name", ""), task_errors=task_errors,
                           output_dir=settings.output_dir)
     run_id = settings.run_id or compute_run_id(model, plans, settings)
+    distributed.agree_run_id(dist, run_id)
     out = Path(settings.output_dir)
     run_dir = out / "runs" / run_id
     outcome = RunOutcome(run_id, model.name, task_errors=task_errors, output_dir=str(out))
-    lock = file_lock(run_dir / ".lock", blocking=False)
+    lock = file_lock(run_dir / dist.lock_name, blocking=False)
     try:
         lock.__enter__()
     except BlockingIOError:
         raise RunBusy(f"run {run_id} is in progress in another process; wait for it or pass a different --run-id") from None
     try:
-        started_at = _write_manifest(run_dir, run_id, model, plans, settings)
+        started_at = _write_manifest(run_dir, run_id, model, plans, settings) if dist.is_main else ""
         for plan in plans:
-            records = _run_task(plan, model, settings, run_dir, outcome)
+            shard = distributed.my_plan(plan, dist, settings.batch_size, run_dir, settings.retry_errors)
+            records = _run_task(shard, model, settings, run_dir, outcome, dist.store_path(run_dir, plan.card.name))
+            records = distributed.collect(plan, dist, run_dir, records)
+            if records is None:  # not rank 0: rank 0 writes the task's results
+                continue
             items = [{**r, "run_id": run_id, "task": plan.card.name,
                       "extracted": json.dumps(r["extracted"], ensure_ascii=False),
                       "scores": json.dumps(r["scores"]), "stats": json.dumps(r.get("stats") or {})}
@@ -400,6 +408,7 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
             if rows:
                 upsert_leaderboard(out, rows)
             outcome.rows.extend(rows)
+        distributed.sum_counts(dist, outcome)
     finally:
         lock.__exit__(None, None, None)
     return outcome

@@ -69,7 +69,8 @@ METRICS = Registry("metric", lazy_modules=["mmada_bench.metrics"])
 SET_METRICS = Registry("set metric", lazy_modules=["mmada_bench.understanding"])
 # Model families. The MMaDA adapter imports torch/transformers, so it is imported only when asked for.
 MODELS = Registry("model", lazy_modules=["mmada_bench.models.dummy"],
-                  named_modules={"mmada": "mmada_bench.models.mmada"})
+                  named_modules={"mmada": "mmada_bench.models.mmada", "llada": "mmada_bench.models.mmada",
+                                 "hf-causal": "mmada_bench.models.hf_causal"})
 
 register_filter = FILTERS.register
 register_metric = METRICS.register

@@ -18,7 +18,9 @@ from mmada_bench.registry import MODELS
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "mmada-smoke"
 
 # config.json "model_type" (or an architectures entry) -> registered family
-FAMILY_BY_MODEL_TYPE = {"mmada": "mmada", "llada": "mmada"}
+FAMILY_BY_MODEL_TYPE = {"mmada": "mmada", "llada": "llada"}
+# any other model_type that transformers maps to AutoModelForCausalLM (llama, qwen2, ...) -> "hf-causal"
+HF_CAUSAL_FAMILY = "hf-causal"
 
 
 class ModelLoadError(ValueError):
@@ -40,8 +42,10 @@ def detect_family(folder: Path) -> str:
     for key, family in FAMILY_BY_MODEL_TYPE.items():
         if model_type == key or key in archs:
             return family
+    if _is_hf_causal(model_type):
+        return HF_CAUSAL_FAMILY
     raise ModelLoadError(f"{config_path}: unknown model_type {model_type!r}; known: "
-                         f"{', '.join(sorted(FAMILY_BY_MODEL_TYPE))}")
+                         f"{', '.join(sorted(FAMILY_BY_MODEL_TYPE))} or any transformers causal LM type (hf-causal)")
 
 
 def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float32", **options):
@@ -66,6 +70,13 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
         return _family(family)(spec, device=device, dtype=dtype, **options)
     raise ModelLoadError(f"--model {spec!r} is neither a checkpoint folder nor a known model "
                          f"({', '.join(MODELS.names())}); check the path")
+
+
+def _is_hf_causal(model_type: str) -> bool:
+    """True when transformers knows ``model_type`` as a causal LM (AutoModelForCausalLM)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return bool(model_type) and model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def _family(name: str):

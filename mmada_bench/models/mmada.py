@@ -24,12 +24,13 @@ from mmada_ref.text_tokenizer import encode_chat, load_text_tokenizer
 
 
 class MMaDAEvalModel:
-    """An MMaDA checkpoint with its tokenizer (and MAGVIT for image inputs)."""
+    """An MMaDA checkpoint with its tokenizer (and MAGVIT for image inputs).
 
-    family = "mmada"
+    ``family="llada"`` serves LLaDA checkpoints (same backbone and key names, text only)."""
 
     def __init__(self, folder: str, device: str = "cpu", dtype: str = "float32", vq_model: Optional[str] = None,
-                 tokenizer: Optional[str] = None, name: Optional[str] = None):
+                 tokenizer: Optional[str] = None, name: Optional[str] = None, family: str = "mmada"):
+        self.family = family
         self.folder = Path(folder)
         self.device = torch.device(device)
         self.model = MMaDAModelLM.from_pretrained(self.folder, torch_dtype=dtype, device=self.device)
@@ -83,6 +84,8 @@ class MMaDAEvalModel:
             text_ids = [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
         if request.image is None:
             return text_ids
+        if self.family == "llada":
+            raise ValueError(f"{self.name} is a LLaDA checkpoint (text only): image tasks need an MMaDA checkpoint")
         codes = self.encode_image(request.image)
         return Prompting(self.tokens, 0).mmu_inference(self.tokens.image_ids(codes).tolist(), text_ids)
 
@@ -143,3 +146,17 @@ def load_mmada(spec: str, *, device: str = "cpu", dtype: str = "float32", **opti
         raise ValueError(f"unknown mmada model option(s) {sorted(unknown)}; use vq_model=PATH, tokenizer=PATH")
     kwargs.update(options)
     return MMaDAEvalModel(folder, device=device, dtype=dtype, **kwargs)
+
+
+@register_model("llada")
+def load_llada(spec: str, *, device: str = "cpu", dtype: str = "float32", **options) -> MMaDAEvalModel:
+    """A LLaDA checkpoint folder (``model_type: llada`` / ``LLaDAModelLM``): ``DIR``, ``llada:DIR`` or
+    ``llada:DIR,tokenizer=PATH``; the MMaDA backbone without the image side, labelled family ``llada``."""
+    spec = spec[len("llada:"):] if spec.startswith("llada:") else spec
+    folder, _, opts = spec.partition(",") if not Path(spec).exists() else (spec, "", "")
+    kwargs = dict(part.split("=", 1) for part in filter(None, opts.split(",")))
+    unknown = set(kwargs) - {"tokenizer", "name"}
+    if unknown:
+        raise ValueError(f"unknown llada model option(s) {sorted(unknown)}; use tokenizer=PATH, name=NAME")
+    kwargs.update(options)
+    return MMaDAEvalModel(folder, device=device, dtype=dtype, family="llada", **kwargs)

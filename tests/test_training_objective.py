@@ -94,3 +94,41 @@ def test_image_masking_count_follows_cosine_schedule():
     assert counts.tolist() == expected
     assert ((labels != -100) == (noisy == -1)).all()
     assert (labels[labels != -100] == img[labels != -100]).all()
+
+
+def test_groups_of_different_lengths_equal_separate_forwards():
+    """One padded forward over t2i / lm / mmu groups of different lengths changes no loss."""
+    from mmada_ref.config import tiny_config
+    from mmada_ref.training.objective import UnifiedBatch, unified_losses
+
+    torch.manual_seed(0)
+    model = MMaDAModelLM(tiny_config()).eval()
+    mask_id = model.config.mask_token_id
+    g = torch.Generator().manual_seed(3)
+    t2i = torch.randint(0, 280, (2, 20), generator=g)
+    t2i_mask = torch.ones_like(t2i)
+    t2i_mask[0, :3] = 0
+    t2i_labels = torch.where(torch.rand(2, 20, generator=g) < 0.5, t2i, torch.full_like(t2i, -100))
+    lm = mask_text(torch.randint(0, 280, (2, 28), generator=g), mask_id, generator=g)
+    mmu_clean = torch.randint(0, 280, (1, 24), generator=g)
+    prompt = torch.zeros_like(mmu_clean)
+    prompt[:, :6] = 1
+    mmu = mask_text(mmu_clean, mask_id, prompt_mask=prompt, generator=g)
+    full = UnifiedBatch(t2i_ids=t2i, t2i_labels=t2i_labels, t2i_mask=t2i_mask, t2i_prefix_len=8,
+                        lm_ids=lm.noisy, lm_labels=torch.randint(0, 280, (2, 28), generator=g), lm_p_mask=lm.p_mask,
+                        mmu_ids=mmu.noisy, mmu_labels=mmu_clean, mmu_p_mask=mmu.p_mask,
+                        mmu_answer_lengths=mmu.answer_lengths)
+    with torch.no_grad():
+        together = unified_losses(model, full, mask_id)
+        alone = {
+            "loss_t2i": unified_losses(model, UnifiedBatch(t2i_ids=t2i, t2i_labels=t2i_labels, t2i_mask=t2i_mask,
+                                                           t2i_prefix_len=8), mask_id)["loss_t2i"],
+            "loss_lm": unified_losses(model, UnifiedBatch(lm_ids=full.lm_ids, lm_labels=full.lm_labels,
+                                                          lm_p_mask=full.lm_p_mask), mask_id)["loss_lm"],
+            "loss_mmu": unified_losses(model, UnifiedBatch(mmu_ids=mmu.noisy, mmu_labels=mmu_clean,
+                                                           mmu_p_mask=mmu.p_mask,
+                                                           mmu_answer_lengths=mmu.answer_lengths), mask_id)["loss_mmu"],
+        }
+    for key, value in alone.items():
+        assert float(value) > 0
+        assert abs(float(together[key]) - float(value)) <= 1e-5, key

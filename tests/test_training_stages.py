@@ -103,3 +103,27 @@ def test_config_errors_are_actionable():
         stage_from_dict({"data": {"sources": [{"path": "a.jsonl"}]}}).validate()
     with pytest.raises(ValueError, match="kind"):
         stage_from_dict({"model": {"path": "x"}, "data": {"sources": [{"path": "a", "kind": "video"}]}}).validate()
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def test_bf16_gradient_checkpointing_and_accumulation(stages, tmp_path, fresh_accelerate_state):
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["model"]["gradient_checkpointing"] = True
+    stage["train"].update(max_steps=3, mixed_precision="bf16", gradient_accumulation_steps=2, save_every=100)
+    trainer = Trainer(stage_from_dict(stage), tmp_path, resume=False)
+    assert trainer.accelerator.unwrap_model(trainer.model).gradient_checkpointing
+    record = trainer.train()
+    assert all(v == v and abs(v) < 1e4 for v in record.values())  # finite
+    adam_steps = {int(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()}
+    assert adam_steps == {3}  # 6 micro-batches, 3 optimiser steps
+    assert trainer.scheduler.scheduler.last_epoch == 3

@@ -13,7 +13,6 @@ import json
 import time
 from pathlib import Path
 
-from .rewards import register_reward
 
 COLORS = ("red", "green", "blue", "yellow")
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "mmada_bench" / "assets" / "mmada-smoke"
@@ -42,7 +41,6 @@ def write_synthetic_data(folder: str | Path, num_vq_tokens: int = 16, codebook_s
     return folder
 
 
-@register_reward("toy_low_ids")
 def low_id_reward(limit: int = 500):
     """Toy verifiable reward: share of response tokens with an id below ``limit``."""
     return lambda rollouts: [sum(t < limit for t in r.ids) / max(1, len(r.ids)) for r in rollouts]
@@ -72,7 +70,7 @@ def demo_stages(data: Path, model: str | Path, steps: int = 40) -> dict[str, dic
               "optim": {"lr": 1e-3, "warmup_steps": 0, "min_lr_scale": 1.0},
               "grpo": {"prompts_per_step": 2, "group_size": 8, "beta": 0.01, "mask_times": 1, "iterations": 1,
                        "sampler": {"gen_length": 8, "steps": 8, "block_length": 8, "temperature": 1.0},
-                       "rewards": [{"name": "toy_low_ids", "weight": 1.0}]}}
+                       "rewards": [{"name": "mmada_ref.training.demo:low_id_reward", "weight": 1.0}]}}
     return {"stage1": stage1, "stage2": stage2, "stage3": stage3}
 
 

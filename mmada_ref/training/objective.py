@@ -133,23 +133,26 @@ class UnifiedBatch:
         return tuple(0 if x is None else int(x.shape[0]) for x in (self.t2i_ids, self.lm_ids, self.mmu_ids))
 
 
-def _group_logits(model, batch: UnifiedBatch) -> dict[str, torch.Tensor]:
-    """Logits per group; one forward when every group has the same length, else one per length."""
+def _group_logits(model, batch: UnifiedBatch, pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Logits per group from ONE forward (DDP-safe); shorter groups are right-padded with masked keys.
+
+    Right padding leaves RoPE positions and, with the key mask, every real position's output unchanged.
+    """
     groups = [(name, ids, mask) for name, ids, mask in (
         ("t2i", batch.t2i_ids, batch.t2i_mask), ("lm", batch.lm_ids, None), ("mmu", batch.mmu_ids, None))
         if ids is not None and ids.shape[0] > 0]
-    by_len: dict[int, list] = {}
-    for g in groups:
-        by_len.setdefault(g[1].shape[1], []).append(g)
-    out = {}
-    for rows in by_len.values():
-        ids = torch.cat([g[1] for g in rows])
-        masks = [g[2] if g[2] is not None else torch.ones_like(g[1]) for g in rows]
-        attn = torch.cat(masks)
-        logits = model(ids, attention_mask=attn).logits
-        for (name, g_ids, _), part in zip(rows, logits.split([g[1].shape[0] for g in rows])):
-            out[name] = part
-    return out
+    if not groups:
+        raise ValueError("the batch has no rows: set data.batch_size for at least one of t2i, lm, mmu")
+    width = max(ids.shape[1] for _, ids, _ in groups)
+    all_ids, all_masks = [], []
+    for _, ids, mask in groups:
+        mask = torch.ones_like(ids) if mask is None else mask.to(ids.device).long()
+        extra = width - ids.shape[1]
+        all_ids.append(F.pad(ids, (0, extra), value=pad_id))
+        all_masks.append(F.pad(mask, (0, extra), value=0))
+    logits = model(torch.cat(all_ids), attention_mask=torch.cat(all_masks)).logits
+    parts = logits.split([ids.shape[0] for _, ids, _ in groups])
+    return {name: part[:, : ids.shape[1]] for (name, ids, _), part in zip(groups, parts)}
 
 
 def _text_loss(logits, noisy, labels, p_mask, answer_lengths, mask_id) -> torch.Tensor:

@@ -105,6 +105,22 @@ def imagereward_reward(folder: str = "", device: str = "cpu", prompt_key: str = 
     return fn
 
 
+def _factory(name: Optional[str]) -> Callable[..., RewardFn]:
+    """A registered reward, or ``"package.module:factory"`` for a reward defined outside this module."""
+    if name in REWARDS:
+        return REWARDS[name]
+    if name and ":" in name:
+        import importlib
+
+        module, attr = name.split(":", 1)
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"reward {name!r} could not be imported ({exc})") from exc
+    raise ValueError(f"unknown reward {name!r}; known: {', '.join(sorted(REWARDS))} "
+                     "(or give 'package.module:factory')")
+
+
 class RewardSet:
     """Weighted sum of configured rewards; also reports each reward's mean."""
 
@@ -116,9 +132,7 @@ class RewardSet:
         for spec in specs:
             spec = dict(spec)
             name, weight = spec.pop("name", None), float(spec.pop("weight", 1.0))
-            if name not in REWARDS:
-                raise ValueError(f"unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
-            self.parts.append((name, weight, REWARDS[name](**spec)))
+            self.parts.append((str(name).split(":")[-1], weight, _factory(name)(**spec)))
 
     def __call__(self, rollouts: Sequence[Rollout]) -> tuple[torch.Tensor, dict[str, float]]:
         total = torch.zeros(len(rollouts))

@@ -131,7 +131,7 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
             if self.step % cfg.train.log_every == 0 or self.step == self.max_steps:
                 elapsed = time.perf_counter() - window_start
-                record = {"step": self.step, **{k: v / window_steps for k, v in sums.items()},
+                record = {"step": self.step, **self._mean_over_processes({k: v / window_steps for k, v in sums.items()}),
                           "lr": self.scheduler.get_last_lr()[0], "steps_per_s": window_steps / max(elapsed, 1e-9)}
                 self._log(record)
                 sums, window_start, window_steps = {}, time.perf_counter(), 0
@@ -156,6 +156,15 @@ class Trainer:
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v) / (1 if k == "grad_norm" else accum)
         return totals
+
+    def _mean_over_processes(self, values: dict) -> dict:
+        """Average logged metrics over processes (every process has the same keys)."""
+        if self.accelerator.num_processes == 1 or not values:
+            return values
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], device=self.accelerator.device, dtype=torch.float32)
+        t = self.accelerator.reduce(t, reduction="mean")
+        return dict(zip(keys, t.tolist()))
 
     def _log(self, record: dict) -> None:
         if not self.accelerator.is_main_process:

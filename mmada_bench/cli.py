@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "show": "mmada_bench.commands.show",
     "compare": "mmada_bench.commands.compare",
     "profile": "mmada_bench.commands.profile",
+    "lm-eval": "mmada_bench.commands.lm_eval",
 }
 
 EPILOG = """\
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION, epilog=module.EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+                             formatter_class=argparse.RawDescriptionHelpFormatter, **getattr(module, "PARSER_KWARGS", {}))
         module.add_arguments(cmd)
         cmd.set_defaults(_main=module.main)
     return parser

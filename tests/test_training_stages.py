@@ -127,3 +127,21 @@ def test_bf16_gradient_checkpointing_and_accumulation(stages, tmp_path, fresh_ac
     adam_steps = {int(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()}
     assert adam_steps == {3}  # 6 micro-batches, 3 optimiser steps
     assert trainer.scheduler.scheduler.last_epoch == 3
+
+
+def test_bad_rows_get_clear_errors(tmp_path):
+    from mmada_ref.training.data import ImageCodes, read_rows
+
+    codes = ImageCodes(None, num_vq_tokens=4, codebook_size=64)
+    with pytest.raises(ValueError, match="MAGVIT indices"):
+        codes({"image_codes": [1, 2, 3, 300]})
+    with pytest.raises(ValueError, match="num_vq_tokens=4"):
+        codes({"image_codes": [1, 2, 3]})
+    with pytest.raises(FileNotFoundError, match="MAGVIT-v2 folder"):
+        codes({"image": "x.png"})
+    with pytest.raises(ValueError, match="unsupported data format"):
+        (tmp_path / "a.csv").write_text("x")
+        read_rows(tmp_path / "a.csv")
+    (tmp_path / "b.jsonl").write_text('{"text": 1}\n{broken\n')
+    with pytest.raises(ValueError, match="b.jsonl:2"):
+        read_rows(tmp_path / "b.jsonl")

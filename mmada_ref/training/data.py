@@ -100,8 +100,9 @@ def think_response(row: dict) -> str:
 class ImageCodes:
     """MAGVIT codes of a row: ``image_codes`` as given, or an ``image`` file encoded (cached) with MAGVIT-v2."""
 
-    def __init__(self, vq_path: Optional[str], num_vq_tokens: int, device="cpu"):
+    def __init__(self, vq_path: Optional[str], num_vq_tokens: int, device="cpu", codebook_size: Optional[int] = None):
         self.vq_path, self.num_vq_tokens, self.device = vq_path, num_vq_tokens, device
+        self.codebook_size = codebook_size
         self._vq, self._cache = None, {}
 
     def __call__(self, row: dict) -> list[int]:
@@ -111,6 +112,9 @@ class ImageCodes:
             codes = self._encode(str(row["image"]))
         else:
             raise ValueError(f"image row needs 'image_codes' or 'image' (a file path): keys {sorted(row)}")
+        if codes and (min(codes) < 0 or (self.codebook_size and max(codes) >= self.codebook_size)):
+            raise ValueError(f"image codes must lie in [0, {self.codebook_size}), got {min(codes)}..{max(codes)}: "
+                             "give MAGVIT indices, not token ids")
         if len(codes) != self.num_vq_tokens:
             raise ValueError(f"image has {len(codes)} codes, the model expects num_vq_tokens={self.num_vq_tokens}")
         return codes

@@ -235,5 +235,6 @@ def build_grpo_step(cfg, model, tokenizer, tokens, seed: int) -> GRPOStep:
     N = cfg.data.num_vq_tokens or model.config.num_vq_tokens
     vq = cfg.model.vq_model or str(Path(cfg.model.path) / "magvitv2")
     return GRPOStep(cfg, Mixture(cfg.data.sources, seed=seed), tokens, tokenizer,
-                    TextFormatter(tokenizer, cfg.data.think_format, cfg.data.chat_eot), ImageCodes(vq, N), ref,
+                    TextFormatter(tokenizer, cfg.data.think_format, cfg.data.chat_eot),
+                    ImageCodes(vq, N, codebook_size=tokens.codebook_size), ref,
                     RewardSet(cfg.grpo.rewards), seed=seed)

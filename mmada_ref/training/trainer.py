@@ -110,7 +110,7 @@ class Trainer:
         builder = UnifiedBatchBuilder(
             Mixture(cfg.data.sources, seed=seed), self.tokens,
             TextFormatter(self.tokenizer, cfg.data.think_format, cfg.data.chat_eot), cfg.data, cfg.objective,
-            N, ImageCodes(vq, N, self.accelerator.device), seed=seed)
+            N, ImageCodes(vq, N, self.accelerator.device, self.tokens.codebook_size), seed=seed)
         return UnifiedStep(builder, self.tokens.mask)
 
     # --- the loop ------------------------------------------------------------------------------

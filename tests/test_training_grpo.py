@@ -105,3 +105,31 @@ def test_unigrpo_raises_the_mean_reward(tmp_path):
     first, last = sum(rewards[:8]) / 8, sum(rewards[-8:]) / 8
     assert last > first + 0.1, (first, last, rewards)
     assert (tmp_path / "run" / "curves" / "reward.png").is_file()
+
+
+def low_code_reward():
+    """Toy verifiable image reward: share of image codes below 32; insists on decoded images."""
+    def fn(rollouts):
+        assert all(r.image is not None and r.image.size[0] > 0 for r in rollouts)
+        return [sum(c < 32 for c in r.ids) / len(r.ids) for r in rollouts]
+    return fn
+
+
+def test_unigrpo_text_to_image_rollouts(tmp_path):
+    data = write_synthetic_data(tmp_path / "data")
+    stage = demo_stages(data, DEFAULT_MODEL, steps=2)["stage3"]
+    stage["data"] = {"max_seq_length": 16, "sources": [{"path": str(data / "t2i.jsonl"), "kind": "t2i"}]}
+    stage["grpo"].update(group_size=4, image_sampler={"timesteps": 4, "guidance_scale": 2.0, "temperature": 1.0},
+                         rewards=[{"name": f"{__name__}:low_code_reward", "weight": 1.0}])
+    stage["train"]["log_every"] = 1
+    trainer = Trainer(stage_from_dict(stage), tmp_path / "run", resume=False)
+    batch = trainer.step_fn.rollout(trainer.model, trainer.accelerator.device)
+    N = trainer.model.config.num_vq_tokens
+    image = batch.sequences[:, batch.prompt_len: batch.prompt_len + N]
+    assert batch.valid.shape == (8, N) and batch.valid.all()
+    assert ((image >= trainer.tokens.image_offset) & (image < trainer.tokens.image_offset + 64)).all()
+    assert (batch.sequences[:, batch.prompt_len - 1] == trainer.tokens.soi).all()
+    assert (batch.sequences[:, -1] == trainer.tokens.eoi).all()
+    trainer.train()
+    records = read_metrics(tmp_path / "run")
+    assert len(records) == 2 and all(0 <= r["reward"] <= 1 and r["loss"] == r["loss"] for r in records)

@@ -73,9 +73,12 @@ class Mixture:
         picks = self.rng.choices(range(len(files)), weights=[w for _, w in files], k=n)
         return [self.rng.choice(files[i][0]) for i in picks]
 
-    def sample_any(self, n: int) -> list[tuple[str, dict]]:
-        """``n`` (kind, row) pairs drawn across every source by weight."""
-        files = [(kind, rows, w) for kind, entries in self.by_kind.items() for rows, w in entries]
+    def sample_any(self, n: int, kinds: Optional[Sequence[str]] = None) -> list[tuple[str, dict]]:
+        """``n`` (kind, row) pairs drawn by weight across every source (of ``kinds`` when given)."""
+        files = [(kind, rows, w) for kind, entries in self.by_kind.items() for rows, w in entries
+                 if kinds is None or kind in kinds]
+        if not files:
+            raise ValueError(f"no data source of kind {sorted(kinds or [])}")
         picks = self.rng.choices(range(len(files)), weights=[f[2] for f in files], k=n)
         return [(files[i][0], self.rng.choice(files[i][1])) for i in picks]
 
@@ -122,18 +125,28 @@ class ImageCodes:
     def _encode(self, path: str) -> list[int]:
         if path not in self._cache:
             from ..image_processing import load_image, preprocess_images
+
+            vq = self.magvit("rows with image files")
+            side = math.isqrt(self.num_vq_tokens)
+            pixels = preprocess_images([load_image(path)], side * vq.config.downsample_factor).to(self.device)
+            with torch.no_grad():
+                self._cache[path] = vq.get_code(pixels)[0].cpu().tolist()
+        return self._cache[path]
+
+    def magvit(self, purpose: str = "image rows"):
+        """The MAGVIT-v2 model (loaded on first use)."""
+        if self._vq is None:
             from ..magvit import MAGVITv2
 
-            if self._vq is None:
-                if not self.vq_path or not Path(self.vq_path).exists():
-                    raise FileNotFoundError(f"rows with image files need a MAGVIT-v2 folder: none at {self.vq_path}; "
-                                            "set model.vq_model or give image_codes")
-                self._vq = MAGVITv2.from_pretrained(self.vq_path).to(self.device).eval()
-            side = math.isqrt(self.num_vq_tokens)
-            pixels = preprocess_images([load_image(path)], side * self._vq.config.downsample_factor).to(self.device)
-            with torch.no_grad():
-                self._cache[path] = self._vq.get_code(pixels)[0].cpu().tolist()
-        return self._cache[path]
+            if not self.vq_path or not Path(self.vq_path).exists():
+                raise FileNotFoundError(f"{purpose} need a MAGVIT-v2 folder: none at {self.vq_path}; "
+                                        "set model.vq_model or give image_codes")
+            self._vq = MAGVITv2.from_pretrained(self.vq_path).to(self.device).eval()
+        return self._vq
+
+    @property
+    def has_magvit(self) -> bool:
+        return self._vq is not None or bool(self.vq_path and Path(self.vq_path).exists())
 
 
 @dataclass

@@ -11,8 +11,9 @@ token at each masked position stands in for the token likelihood; per token
 KL estimator ``exp(ref - new) - (ref - new) - 1`` against a frozen reference policy (the starting
 checkpoint), averaged over the masked tokens of a sequence, then over sequences.
 
-Rollouts are text / understanding (``text`` and ``mmu`` prompt rows). Text-to-image rollouts need the image
-sampler and are not wired in yet; the CLIP / ImageReward rewards exist in :mod:`.rewards`.
+Prompt rows are ``text`` / ``mmu`` (text sampler; the response is the generated text) or ``t2i`` (MaskGIT
+image sampler; the response is the N image tokens, decoded with MAGVIT for the CLIP / ImageReward rewards).
+One step is either text/understanding or text-to-image (one forward per step keeps DDP simple).
 """
 from __future__ import annotations
 
@@ -57,11 +58,16 @@ def structured_noise(valid: torch.Tensor, ratio: tuple[float, float], generator:
 
 def masked_token_logps(model, sequences: torch.Tensor, attention_mask: Optional[torch.Tensor], prompt_len: int,
                        loss_mask: torch.Tensor, context_mask: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """Log-probs ``[B, R]`` of the true response tokens with ``loss_mask | context_mask`` positions masked."""
-    response = sequences[:, prompt_len:]
+    """Log-probs ``[B, R]`` of the true response tokens with ``loss_mask | context_mask`` positions masked.
+
+    The response is the ``R = loss_mask.shape[1]`` positions from ``prompt_len`` (text: to the end; t2i: the
+    image tokens, with ``<|eoi|>`` after them left as it is).
+    """
+    end = prompt_len + loss_mask.shape[1]
+    response = sequences[:, prompt_len:end]
     noisy = sequences.clone()
-    noisy[:, prompt_len:] = torch.where(loss_mask | context_mask, torch.full_like(response, mask_id), response)
-    logits = model(noisy, attention_mask=attention_mask, logits_slice=slice(prompt_len, None)).logits
+    noisy[:, prompt_len:end] = torch.where(loss_mask | context_mask, torch.full_like(response, mask_id), response)
+    logits = model(noisy, attention_mask=attention_mask, logits_slice=slice(prompt_len, end)).logits
     logp = F.log_softmax(logits.float(), dim=-1)
     return logp.gather(-1, response.unsqueeze(-1)).squeeze(-1)
 
@@ -130,6 +136,7 @@ class GRPOStep:
         s = self.g.sampler
         self.settings = TextSamplerSettings(gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
                                             temperature=s.temperature, remasking=s.remasking, stop_at_eos=False)
+        self.max_seq_length = cfg.data.max_seq_length
         self.generator = torch.Generator().manual_seed(seed)
         self.sample_seed = seed
         self._batch: Optional[RolloutBatch] = None
@@ -147,19 +154,68 @@ class GRPOStep:
 
     @torch.no_grad()
     def rollout(self, model, device) -> RolloutBatch:
+        """One group of rollouts per prompt; a step is either text/understanding or text-to-image."""
+        kind = self.mixture.sample_any(1)[0][0]
+        kinds = ("t2i",) if kind == "t2i" else ("text", "mmu")
+        picks = self.mixture.sample_any(self.g.prompts_per_step, kinds)
+        was_training = model.training
+        model.eval()
+        self.sample_seed += 1
+        try:
+            if kind == "t2i":
+                return self._rollout_images(model, device, [row for _, row in picks])
+            return self._rollout_text(model, device, picks)
+        finally:
+            model.train(was_training)
+
+    def _finish(self, rollouts, sequences, attention_mask, prompt_len, valid, device) -> RolloutBatch:
+        rewards, metrics = self.rewards(rollouts)
+        advantages = group_advantages(rewards, self.g.group_size)
+        metrics.update(reward=float(rewards.mean()), reward_std=float(rewards.std(unbiased=False)),
+                       response_tokens=float(valid.float().sum(-1).mean()))
+        return RolloutBatch(sequences, attention_mask, prompt_len, valid, rewards.to(device),
+                            advantages.to(device), metrics)
+
+    def _rollout_images(self, model, device, rows) -> RolloutBatch:
+        """MaskGIT rollouts for t2i prompts; the response is the N image tokens (decoded for image rewards)."""
+        from ..image_processing import to_pil
+        from ..sampling.image import generate_image_codes
+        from ..sampling.presets import ImageSamplerSettings
+
+        tok, G, N = self.tokens, self.g.group_size, self.image_codes.num_vq_tokens
+        rows = [row for row in rows for _ in range(G)]
+        prompting = Prompting(tok, self.max_seq_length)
+        canvas = torch.full((len(rows), N), tok.mask, dtype=torch.long)
+        ids, mask = prompting.t2i([self.formatter.caption(r) for r in rows], canvas)
+        s = self.g.image_sampler
+        settings = ImageSamplerSettings(timesteps=s.timesteps, guidance_scale=s.guidance_scale, temperature=s.temperature)
+        uncond_ids = uncond_mask = None
+        if settings.guidance_scale > 0:
+            uncond_ids, uncond_mask = (t.to(device) for t in prompting.t2i_uncond(len(rows), canvas))
+        generator = torch.Generator(device=device).manual_seed(self.sample_seed)
+        sample = generate_image_codes(model, ids.to(device), mask.to(device), uncond_ids, uncond_mask, tok, settings,
+                                      N, generator=generator)
+        codes = sample.codes.clamp(0, tok.codebook_size - 1)
+        images = [None] * len(rows)
+        if self.image_codes.has_magvit:
+            images = to_pil(self.image_codes.magvit("image rewards").decode_code(codes.to(self.image_codes.device)))
+        rollouts = [Rollout(row=r, text=str(r.get("caption", r.get("prompt", ""))), ids=c, image=im)
+                    for r, c, im in zip(rows, codes.tolist(), images)]
+        sequences = ids.to(device).clone()
+        prompt_len = ids.shape[1] - (N + 1)  # through <|soi|>
+        sequences[:, prompt_len:prompt_len + N] = codes + tok.image_offset
+        valid = torch.ones(len(rows), N, dtype=torch.bool, device=device)
+        return self._finish(rollouts, sequences, mask.to(device), prompt_len, valid, device)
+
+    def _rollout_text(self, model, device, picks) -> RolloutBatch:
         from ..sampling.text import generate_text
 
-        picks = self.mixture.sample_any(self.g.prompts_per_step)
         rows = [row for _, row in picks for _ in range(self.g.group_size)]
         prompts = [self.prompt_ids(kind, row) for kind, row in picks for _ in range(self.g.group_size)]
         ids, mask = _left_pad(prompts, self.tokens.pad)
         ids, mask = ids.to(device), mask.to(device)
-        was_training = model.training
-        model.eval()
-        self.sample_seed += 1
         torch.manual_seed(self.sample_seed)  # Gumbel noise of the sampler
         sample = generate_text(model, ids, self.settings, self.tokens.mask, attention_mask=mask)
-        model.train(was_training)
         response = sample.generated
         stop_ids = [self.tokens.eos, self.tokens.eot_id]
         valid = response_validity(response, stop_ids, self.tokens.mask)
@@ -168,13 +224,8 @@ class GRPOStep:
             kept = [t for t, v in zip(resp, ok) if v and t not in stop_ids]
             rollouts.append(Rollout(row=row, text=self.tokenizer.decode(_text_ids(kept, self.tokens),
                                                                         skip_special_tokens=True), ids=kept))
-        rewards, metrics = self.rewards(rollouts)
-        advantages = group_advantages(rewards, self.g.group_size)
         full_mask = torch.cat([mask, torch.ones_like(response)], dim=1)
-        metrics.update(reward=float(rewards.mean()), reward_std=float(rewards.std(unbiased=False)),
-                       response_tokens=float(valid.float().sum(-1).mean()))
-        return RolloutBatch(sample.sequences, full_mask, ids.shape[1], valid, rewards.to(device),
-                            advantages.to(device), metrics)
+        return self._finish(rollouts, sample.sequences, full_mask, ids.shape[1], valid, device)
 
     def _noised(self, batch: RolloutBatch):
         """``mask_times`` noisy copies: (sequences, attention, loss_mask, context_mask, advantages)."""
@@ -221,20 +272,16 @@ def _text_ids(ids: list[int], tokens) -> list[int]:
     return [t for t in ids if t < tokens.image_offset and t != tokens.mask]
 
 
-def build_grpo_step(cfg, model, tokenizer, tokens, seed: int) -> GRPOStep:
+def build_grpo_step(cfg, model, tokenizer, tokens, seed: int, device="cpu") -> GRPOStep:
     """UniGRPO step function with a frozen copy of ``model`` (the starting checkpoint) as reference policy."""
     from pathlib import Path
 
     from .data import ImageCodes, Mixture, TextFormatter
 
-    for src in cfg.data.sources:
-        if src.kind == "t2i":
-            raise ValueError(f"UniGRPO data source {src.path}: text-to-image rollouts are not supported yet "
-                             "(use text or mmu prompt rows)")
     ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.grpo.beta > 0 else None
     N = cfg.data.num_vq_tokens or model.config.num_vq_tokens
     vq = cfg.model.vq_model or str(Path(cfg.model.path) / "magvitv2")
     return GRPOStep(cfg, Mixture(cfg.data.sources, seed=seed), tokens, tokenizer,
                     TextFormatter(tokenizer, cfg.data.think_format, cfg.data.chat_eot),
-                    ImageCodes(vq, N, codebook_size=tokens.codebook_size), ref,
+                    ImageCodes(vq, N, device, codebook_size=tokens.codebook_size), ref,
                     RewardSet(cfg.grpo.rewards), seed=seed)

@@ -80,6 +80,13 @@ class SamplerSection:
 
 
 @dataclass
+class ImageSamplerSection:
+    timesteps: int = 15
+    guidance_scale: float = 3.5
+    temperature: float = 1.0
+
+
+@dataclass
 class GRPOSection:
     prompts_per_step: int = 2
     group_size: int = 16
@@ -89,6 +96,7 @@ class GRPOSection:
     mask_times: int = 2                  # noisy copies per response
     iterations: int = 1                  # optimiser steps per rollout batch (ratio != 1 from the 2nd on)
     sampler: SamplerSection = field(default_factory=SamplerSection)
+    image_sampler: ImageSamplerSection = field(default_factory=ImageSamplerSection)  # t2i prompt rows
     rewards: list = field(default_factory=lambda: [{"name": "correctness", "weight": 2.0},
                                                    {"name": "format", "weight": 0.5}])
 

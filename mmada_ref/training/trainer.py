@@ -102,7 +102,7 @@ class Trainer:
         if cfg.kind == "grpo":
             from .grpo import build_grpo_step
 
-            return build_grpo_step(cfg, model, self.tokenizer, self.tokens, seed)
+            return build_grpo_step(cfg, model, self.tokenizer, self.tokens, seed, self.accelerator.device)
         from .data import ImageCodes, Mixture, TextFormatter, UnifiedBatchBuilder
 
         N = cfg.data.num_vq_tokens or model.config.num_vq_tokens

@@ -166,15 +166,17 @@ def _build(cls, data: Any, where: str):
 
 
 def stage_from_dict(data: dict, base_dir: Optional[Path] = None) -> StageConfig:
-    """Build and validate a :class:`StageConfig`; relative data paths resolve against ``base_dir``."""
+    """Build a :class:`StageConfig`; a relative data path missing from the working directory but present
+    beside the config (``base_dir``) resolves there."""
     cfg = _build(StageConfig, data, "config")
     for name in ("lr", "eps", "weight_decay", "min_lr_scale", "max_grad_norm"):
         setattr(cfg.optim, name, float(getattr(cfg.optim, name)))  # YAML reads 1e-4 as a string
     cfg.objective.text_eps = float(cfg.objective.text_eps)
     if base_dir is not None:
         for src in cfg.data.sources:
-            if src.path and not Path(src.path).is_absolute() and not Path(src.path).exists():
-                src.path = str((base_dir / src.path).resolve())
+            beside_config = base_dir / src.path
+            if src.path and not Path(src.path).is_absolute() and not Path(src.path).exists() and beside_config.exists():
+                src.path = str(beside_config.resolve())
     return cfg
 
 

@@ -133,3 +133,16 @@ def test_unigrpo_text_to_image_rollouts(tmp_path):
     trainer.train()
     records = read_metrics(tmp_path / "run")
     assert len(records) == 2 and all(0 <= r["reward"] <= 1 and r["loss"] == r["loss"] for r in records)
+
+
+def test_several_iterations_per_rollout_reuse_it(tmp_path):
+    data = write_synthetic_data(tmp_path / "data")
+    stage = demo_stages(data, DEFAULT_MODEL, steps=4)["stage3"]
+    stage["grpo"].update(iterations=2)
+    stage["train"]["log_every"] = 1
+    trainer = Trainer(stage_from_dict(stage), tmp_path / "run", resume=False)
+    trainer.train()
+    records = read_metrics(tmp_path / "run")
+    assert records[0]["reward"] == records[1]["reward"] and records[2]["reward"] == records[3]["reward"]
+    assert records[0]["clip_frac"] == 0.0  # first pass: ratio 1
+    assert trainer.step_fn.sample_seed == trainer.cfg.train.seed + 2  # two rollouts for four steps

@@ -130,7 +130,7 @@ class GRPOStep:
 
     def __init__(self, cfg, mixture, tokens, tokenizer, formatter, image_codes, ref_model, rewards: RewardSet,
                  seed: int = 0):
-        self.cfg, self.g = cfg.grpo, cfg.grpo
+        self.g = cfg.grpo
         self.mixture, self.tokens, self.tokenizer, self.formatter = mixture, tokens, tokenizer, formatter
         self.image_codes, self.ref_model, self.rewards = image_codes, ref_model, rewards
         s = self.g.sampler
@@ -244,7 +244,9 @@ class GRPOStep:
             seqs, attn, loss_mask, context, adv = self._noised(self._batch)
             P = self._batch.prompt_len
             with torch.no_grad(), accelerator.autocast():
-                old = masked_token_logps(unwrapped, seqs, attn, P, loss_mask, context, self.tokens.mask)
+                old = None  # one step per rollout: the old policy is the current one (logp.detach() below)
+                if self.g.iterations > 1:
+                    old = masked_token_logps(unwrapped, seqs, attn, P, loss_mask, context, self.tokens.mask)
                 ref = None
                 if self.g.beta > 0:
                     self.ref_model.to(accelerator.device)
@@ -254,6 +256,7 @@ class GRPOStep:
         seqs, attn, loss_mask, context, adv, old, ref = self._noise
         with accelerator.autocast():
             logp = masked_token_logps(model, seqs, attn, self._batch.prompt_len, loss_mask, context, self.tokens.mask)
+        old = logp.detach() if old is None else old
         loss, metrics = grpo_loss(logp, old, ref, loss_mask, adv, self.g.clip_eps, self.g.beta)
         return loss, {"loss": loss.detach().item(), **metrics, **self._batch.metrics}
 

@@ -51,6 +51,8 @@ class RunSettings:
     retry_errors: bool = False  # regenerate items stored with a model error
     require_data: bool = False  # fail instead of falling back to the bundled smoke subsets
     image_dir: Optional[str] = None  # folder of image files for items that name them (e.g. COCO val2014)
+    prompts: Optional[str] = None  # text-to-image prompt set: .txt/.jsonl/.parquet file or HF dataset id
+    scorers: dict = field(default_factory=dict)  # t2i scorer options (mmada_bench.t2i.scoring.OPTION_FLAGS)
     progress: bool = True
 
 
@@ -106,7 +108,10 @@ def plan_task(card: TaskCard, settings: RunSettings) -> TaskPlan:
     from mmada_ref.sampling.presets import get_preset
 
     from mmada_bench.prompts import build_prompt, fewshot_plan, prompt_hash
+    from mmada_bench.t2i.task import is_t2i_card, plan_t2i
 
+    if is_t2i_card(card):  # text-to-image cards have their own path (mmada_bench/t2i/)
+        return plan_t2i(card, settings)
     variant_name = settings.variant or card.default_variant
     variant = card.variant(variant_name)
     preset = get_preset(settings.preset or variant.preset or card.preset)
@@ -281,6 +286,20 @@ def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunS
     the other rows are still returned."""
     from mmada_bench.stats import mean_with_ci
 
+    common = _common_row_fields(plan, records, model, settings, run_id, started_at)
+    primary = plan.primary
+    rows = []
+    for metric in plan.card.metrics:
+        values = [float(r["scores"].get(f"{metric.name}/{metric.filter}", 0.0)) for r in records]
+        rows.append({**common, **mean_with_ci(values), "metric": metric.name, "filter": metric.filter,
+                     "is_primary": (metric.name, metric.filter) == primary, "breakdown": None, "unit": "fraction"})
+    rows.extend(_set_metric_rows(plan, records, common, primary, errors if errors is not None else []))
+    return rows
+
+
+def _common_row_fields(plan: TaskPlan, records: list[dict], model, settings: RunSettings, run_id: str,
+                       started_at: str) -> dict:
+    """The leaderboard columns shared by every metric row of a task (provenance, settings, speed)."""
     n_errors = sum(1 for r in records if r.get("error"))
     wall = sum(r.get("wall_share_s", 0.0) for r in records)
     generated = [r for r in records if r.get("nfe") or r.get("n_generated_tokens") or r.get("raw_output")]
@@ -291,8 +310,7 @@ def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunS
     settings_json = json.dumps({**plan.preset.to_dict(), "stop": plan.stop, "batch_size": settings.batch_size,
                                 "dtype": settings.dtype}, sort_keys=True)
     prompt_hash = hashlib.sha256("".join(r["prompt_hash"] for r in records).encode()).hexdigest()
-    primary = plan.primary
-    common = {
+    return {
         "run_id": run_id, "model_name": model.name, "model_family": model.family,
         "model_fingerprint": model.fingerprint(), "model_is_smoke": bool(getattr(model, "is_smoke", False)),
         "task": plan.card.name, "task_version": plan.card.version, "variant": plan.variant_name,
@@ -307,13 +325,6 @@ def _leaderboard_rows(plan: TaskPlan, records: list[dict], model, settings: RunS
         "mean_latency_s": mean("latency_s"), "mean_nfe": mean("nfe"),
         "mean_generated_tokens": mean("n_generated_tokens"),
     }
-    rows = []
-    for metric in plan.card.metrics:
-        values = [float(r["scores"].get(f"{metric.name}/{metric.filter}", 0.0)) for r in records]
-        rows.append({**common, **mean_with_ci(values), "metric": metric.name, "filter": metric.filter,
-                     "is_primary": (metric.name, metric.filter) == primary, "breakdown": None, "unit": "fraction"})
-    rows.extend(_set_metric_rows(plan, records, common, primary, errors if errors is not None else []))
-    return rows
 
 
 def _set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, primary: tuple[str, str],
@@ -390,7 +401,12 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
         raise RunBusy(f"run {run_id} is in progress in another process; wait for it or pass a different --run-id") from None
     try:
         started_at = _write_manifest(run_dir, run_id, model, plans, settings) if dist.is_main else ""
+        from mmada_bench.t2i.task import is_t2i_card, run_t2i
         for plan in plans:
+            if is_t2i_card(plan.card):  # text-to-image: generated and scored by rank 0 (mmada_bench/t2i/task.py)
+                if dist.is_main:
+                    outcome.rows.extend(run_t2i(plan, model, settings, out, run_dir, run_id, started_at, outcome))
+                continue
             shard = distributed.my_plan(plan, dist, settings.batch_size, run_dir, settings.retry_errors)
             records = _run_task(shard, model, settings, run_dir, outcome, dist.store_path(run_dir, plan.card.name))
             records = distributed.collect(plan, dist, run_dir, records)

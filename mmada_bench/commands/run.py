@@ -19,6 +19,8 @@ examples:
       --device cuda --dtype bfloat16 --batch-size 8 --variant mmada-chat
   python -m mmada_bench run --tasks gsm8k --model dummy:delay=0.05 --limit 50   # plumbing check
   python -m mmada_bench run --tasks gsm8k --preset fast --seed 0 --output-dir out/
+  python -m mmada_bench run --tasks t2i --model /ckpt/MMaDA-8B-Base --device cuda --batch-size 8 \
+      --clip-checkpoint /weights/ViT-L-14.pt --imagereward-dir /weights/ImageReward   # PNGs + CLIP / ImageReward
 
 data: --data-dir DIR reads DIR/<task>/<split>.jsonl|parquet (e.g. ../shared/data/gsm8k/test.jsonl,
 train.jsonl for few-shot); without it the Hugging Face cache is tried (offline), then the bundled
@@ -48,6 +50,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run-id", default=None, help="explicit run id (default: hash of model + tasks + settings)")
     parser.add_argument("--retry-errors", action="store_true", help="regenerate items whose generation failed before")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t2i = parser.add_argument_group("text-to-image tasks (t2i)")
+    t2i.add_argument("--prompts", default=None,
+                     help="prompt set: a .txt (one per line) / .jsonl / .parquet file or a cached HF dataset ORG/NAME[:SPLIT] "
+                          "(default: the card's packaged set)")
+    t2i.add_argument("--clip-model", default=None, help="open_clip model of the CLIP score (default: ViT-L-14)")
+    t2i.add_argument("--clip-pretrained", default=None,
+                     help="open_clip pretrained tag of those weights, 'none' for none (default: openai)")
+    t2i.add_argument("--clip-checkpoint", default=None,
+                     help="local CLIP weight file (default: the pretrained tag's file in the offline cache)")
+    t2i.add_argument("--imagereward-dir", default=None,
+                     help="folder with ImageReward.pt + med_config.json [+ tokenizer/] (default: ~/.cache/ImageReward)")
+    t2i.add_argument("--imagereward-tokenizer", default=None,
+                     help="bert-base-uncased tokenizer folder (default: <imagereward-dir>/tokenizer or the offline cache)")
 
 
 def main(args) -> int:
@@ -68,7 +83,7 @@ def main(args) -> int:
         data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
-        progress=not args.no_progress)
+        prompts=args.prompts, scorers=_scorer_options(args), progress=not args.no_progress)
     try:
         outcome = run(settings)
     except (ModelLoadError, RunBusy) as exc:
@@ -79,6 +94,12 @@ def main(args) -> int:
     if outcome.rows:
         print(format_summary(outcome))
     return 1 if outcome.task_errors else 0
+
+
+def _scorer_options(args) -> dict:
+    """The text-to-image scorer flags that were given (``--clip-model`` -> ``clip_model`` ...)."""
+    names = ("clip_model", "clip_pretrained", "clip_checkpoint", "imagereward_dir", "imagereward_tokenizer")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def format_summary(outcome) -> str:

@@ -57,9 +57,12 @@ def _baselines(path):
 
 
 def format_value(value, unit=None) -> str:
-    """A leaderboard value as printed: fractions as %, ``x100`` metrics x100, ``points`` as they are."""
+    """A leaderboard value as printed: fractions as %, ``x100`` metrics x100, ``points`` as they are,
+    ``score`` (CLIP score, ImageReward) as it is with two decimals."""
     if value is None or value != value:
         return "-"
+    if unit == "score":
+        return f"{value:.2f}"
     if unit == "points":
         return f"{value:.1f}"
     if unit == "x100":
@@ -72,6 +75,8 @@ def format_ci(row) -> str:
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is None or high is None or low != low or high != high:
         return f"({row.get('ci_method') or 'no interval'})"
+    if row.get("unit") == "score":
+        return f"[{low:.2f}, {high:.2f}] ({row['ci_method']})"
     return f"[{100 * low:.1f}, {100 * high:.1f}] ({row['ci_method']})"
 
 
@@ -121,6 +126,6 @@ def format_show(rows, baselines) -> str:
         for _, b in matches.iterrows():
             diffs = protocol_differences(protocol, b.to_dict())
             unit = "%" if b["unit"] == "percent" else ""
-            lines.append(f"  {'*' if diffs else ' '} {b['model'].ljust(width)}  {b['benchmark']:<8} {b['value']:>7.1f}{unit}"
+            lines.append(f"  {'*' if diffs else ' '} {b['model'].ljust(width)}  {b['benchmark']:<8} {b['value']:>7.{1 if unit else 2}f}{unit}"
                          + (f"   {'; '.join(diffs)}" if diffs else ""))
     return "\n".join(lines)

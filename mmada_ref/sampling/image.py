@@ -78,8 +78,8 @@ def annealed_temperature(t0: float, step: int, timesteps: int, compounding: bool
 def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor],
                          uncond_input_ids: Optional[torch.Tensor], uncond_attention_mask: Optional[torch.Tensor],
                          tokens: SpecialTokens, settings: ImageSamplerSettings, num_vq_tokens: int,
-                         generator: Optional[torch.Generator] = None, record_trace: bool = False,
-                         compounding_temperature: bool = True) -> ImageSample:
+                         generator: Optional[Union[torch.Generator, Sequence[torch.Generator]]] = None,
+                         record_trace: bool = False, compounding_temperature: bool = True) -> ImageSample:
     """Fill the ``[MASK]`` image positions of t2i sequences with MaskGIT decoding.
 
     Args:
@@ -90,7 +90,9 @@ def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optiona
             ``settings.guidance_scale > 0``; one row is broadcast to the batch. Only their text prefix is used.
         tokens: special ids (mask, soi/eoi, image offset, codebook size).
         num_vq_tokens: ``N``, image tokens per row.
-        generator: torch generator for the multinomial and Gumbel draws (same device as the model).
+        generator: torch generator for the multinomial and Gumbel draws (same device as the model), or one
+            generator per row: row ``b`` then draws only from ``generator[b]``, so its codes do not depend on
+            the other rows of the batch (per-item seeds; a one-row batch draws exactly as with one generator).
         record_trace: keep the model input of every call and the raw sliced logits of the first call.
         compounding_temperature: the official compounding annealing (default; see the module docstring).
     """
@@ -100,9 +102,7 @@ def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optiona
     batch, length = ids.shape
     device = ids.device
     mask = _padding_mask(attention_mask, ids, "attention_mask")
-    if generator is not None and generator.device.type != device.type:
-        raise ValueError(f"generator is on {generator.device} but the ids are on {device}: create it with "
-                         f"torch.Generator(device={str(device)!r}).manual_seed(seed)")
+    row_generators = _row_generators(generator, batch, device)
     guided = s.guidance_scale > 0
     if guided:
         if uncond_input_ids is None:
@@ -144,7 +144,10 @@ def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optiona
         else:
             logits = raw
         probs = logits.softmax(dim=-1)
-        sampled = torch.multinomial(probs.reshape(-1, k), 1, generator=generator)[:, 0].view(batch, n)
+        if row_generators is None:
+            sampled = torch.multinomial(probs.reshape(-1, k), 1, generator=generator)[:, 0].view(batch, n)
+        else:
+            sampled = torch.stack([torch.multinomial(probs[b], 1, generator=g)[:, 0] for b, g in enumerate(row_generators)])
         unknown = codes_now == tokens.mask
         sampled = torch.where(unknown, sampled, codes_now)
         ratio = 1.0 * (step + 1) / s.timesteps
@@ -156,7 +159,11 @@ def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optiona
                              torch.min(unknown.sum(dim=-1, keepdim=True) - 1, mask_len))
         temperature = (temperature * (1.0 - ratio) if compounding_temperature
                        else float(s.temperature) * (1.0 - ratio))
-        masking = mask_by_random_topk(mask_len, selected, temperature, generator=generator)
+        if row_generators is None:
+            masking = mask_by_random_topk(mask_len, selected, temperature, generator=generator)
+        else:
+            masking = torch.cat([mask_by_random_topk(mask_len[b: b + 1], selected[b: b + 1], temperature, generator=g)
+                                 for b, g in enumerate(row_generators)])
         ids[:, image] = torch.where(masking, tokens.mask, sampled + offset)
         codes_now = torch.where(masking, tokens.mask, sampled)
         stats.tokens_per_step.append(int(unknown.sum()) - int((codes_now == tokens.mask).sum()))
@@ -165,7 +172,8 @@ def generate_image_codes(model, input_ids: torch.Tensor, attention_mask: Optiona
 
 @torch.no_grad()
 def generate_images(model, magvit, prompting, prompts: Sequence[Union[str, Sequence[int]]],
-                    settings: ImageSamplerSettings, tokenizer=None, generator: Optional[torch.Generator] = None,
+                    settings: ImageSamplerSettings, tokenizer=None,
+                    generator: Optional[Union[torch.Generator, Sequence[torch.Generator]]] = None,
                     num_vq_tokens: int = 1024, decode_shape: Optional[Sequence[int]] = None) -> GeneratedImages:
     """Text prompts (strings with ``tokenizer``, or text-id lists) -> PIL images through MAGVIT.
 
@@ -201,6 +209,19 @@ def generate_images(model, magvit, prompting, prompts: Sequence[Union[str, Seque
 
 # ---------------------------------------------------------------------------------------------
 # input checks and prefix handling
+
+
+def _row_generators(generator, batch: int, device: torch.device) -> Optional[list]:
+    """``None`` for one shared generator (checked for its device), else the list of per-row generators."""
+    shared = generator is None or isinstance(generator, torch.Generator)
+    generators = [generator] if shared else list(generator)
+    if not shared and len(generators) != batch:
+        raise ValueError(f"got {len(generators)} generators for a batch of {batch} rows; pass one per row or one in all")
+    for g in generators:
+        if g is not None and g.device.type != device.type:
+            raise ValueError(f"generator is on {g.device} but the ids are on {device}: create it with "
+                             f"torch.Generator(device={str(device)!r}).manual_seed(seed)")
+    return None if shared else generators
 
 
 def _check_settings(s: ImageSamplerSettings) -> None:

@@ -21,8 +21,8 @@ def plot_latency_vs_batch(profiles: pd.DataFrame, path: str | Path) -> Path:
     for (task, preset), g in profiles.groupby(["task", "preset"]):
         g = g.sort_values("batch_size")
         label = f"{task} / {preset}"
-        ax_lat.errorbar(g["batch_size"], g["latency_p50_s"], yerr=(g["latency_p95_s"] - g["latency_p50_s"]).clip(lower=0),
-                        marker="o", capsize=3, label=label)
+        upper = (g["latency_p95_s"] - g["latency_p50_s"]).clip(lower=0)
+        ax_lat.errorbar(g["batch_size"], g["latency_p50_s"], yerr=[upper * 0, upper], marker="o", capsize=3, label=label)
         images = g["images_per_s"].notna().all() and len(g)
         ax_thr.plot(g["batch_size"], g["images_per_s"] if images else g["useful_tokens_per_s"], marker="o",
                     label=label + (" (images/s)" if images else " (useful tok/s)"))

@@ -56,16 +56,23 @@ def plan_jobs(settings: ProfileSettings, smoke: bool) -> list[ShapeJob]:
     """(task, shape, preset) combinations; raises ValueError on unknown names or mismatched presets."""
     from mmada_ref.sampling.presets import get_preset
 
-    jobs = []
+    jobs, problems = [], []
     for task in settings.tasks:
         shape, card_preset = _shape_of(task, smoke)
         wanted = settings.presets or ([card_preset] if card_preset else DEFAULT_PRESETS[shape][0 if smoke else 1])
         kind = "image" if shape == "t2i" else "text"
         matching = [get_preset(name) for name in wanted if get_preset(name).kind == kind]
+        if shape != "t2i":  # presets named *mmu* belong to the understanding shape, the others to text
+            own = [p for p in matching if ("mmu" in p.name) == (shape == "mmu")]
+            matching = own or matching
         if not matching:
-            raise ValueError(f"none of the presets {wanted} is a {kind} preset, which the {task!r} shape needs; "
-                             f"e.g. {DEFAULT_PRESETS[shape][1][0]}")
+            problems.append(f"{task!r} needs a {kind} preset, e.g. {DEFAULT_PRESETS[shape][1][0]}")
+            continue
         jobs += [ShapeJob(task, shape, preset) for preset in matching]
+    if not jobs:
+        raise ValueError(f"none of the presets {settings.presets} fits the requested shapes: {'; '.join(problems)}")
+    for problem in problems:
+        warnings.warn(f"skipped: {problem} (none in --presets)")
     return jobs
 
 

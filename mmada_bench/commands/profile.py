@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tasks", default="text,mmu,t2i",
                         help="shapes (text, mmu, t2i) or task cards (profiled with the card's preset); default: all shapes")
     parser.add_argument("--presets", default=None,
-                        help="comma-separated sampler presets; each goes to the shapes of its kind "
+                        help="comma-separated sampler presets; each goes to the shapes of its kind (*mmu* presets to mmu) "
                              "(default: ci/ci-mmu/t2i-ci for the smoke model; gsm8k-paper,fast / mmu-vlmevalkit / t2i-repo)")
     parser.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes (default: 1)")
     parser.add_argument("--prompt-length", type=int, default=None,

@@ -241,3 +241,42 @@ def test_text_model_gets_a_clear_error(tmp_path, prompt_file):
     outcome = run(RunSettings(tasks=["t2i"], model="dummy", output_dir=str(tmp_path), preset="ci",
                               prompts=str(prompt_file), progress=False))
     assert "cannot generate images" in outcome.task_errors["t2i"]
+
+
+def test_parquet_prompts_with_another_column_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "parti.parquet"
+    pq.write_table(pa.table({"Prompt": ["a red cube", "", "a blue ball"], "Category": ["a", "b", "c"]}), path)
+    plan = plan_task(get_task("t2i"), RunSettings(tasks=["t2i"], prompts=str(path), preset="t2i-fast"))
+    assert [p.prompt for p in plan.items] == ["a red cube", "", "a blue ball"]
+    assert [bool(p.error) for p in plan.items] == [False, True, False]
+    assert plan.data.fingerprint == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    no_prompt = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"words": ["x"]}), no_prompt)
+    with pytest.raises(ValueError, match="no prompt column"):
+        plan_task(get_task("t2i"), RunSettings(tasks=["t2i"], prompts=str(no_prompt)))
+
+
+def test_sampler_rows_with_own_generators_match_single_rows(smoke_model):
+    from mmada_ref.prompting import Prompting
+    from mmada_ref.sampling.image import generate_image_codes
+    from mmada_ref.sampling.presets import get_preset
+
+    tokens, n = smoke_model.tokens, smoke_model.model.config.num_vq_tokens
+    prompting = Prompting(tokens, 16)
+    texts = [smoke_model.tokenizer(t)["input_ids"] for t in GOOD[:2]]
+    settings = get_preset("t2i-ci").settings
+
+    def codes(rows, seeds):
+        canvas = torch.full((len(rows), n), tokens.mask, dtype=torch.long)
+        ids, mask = prompting.t2i(rows, canvas)
+        uncond, umask = prompting.t2i_uncond(len(rows), canvas)
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        return generate_image_codes(smoke_model.model, ids, mask, uncond, umask, tokens, settings, n, generator=gens).codes
+
+    both = codes(texts, [7, 8])
+    assert torch.equal(both[0], codes(texts[:1], [7])[0]) and torch.equal(both[1], codes(texts[1:], [8])[0])
+    with pytest.raises(ValueError, match="one per row"):
+        codes(texts, [7])

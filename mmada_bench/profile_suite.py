@@ -123,7 +123,26 @@ def run_profiles(settings: ProfileSettings, progress=print) -> list[dict]:
             row["profile_key"] = _profile_key(row)
             rows.append(row)
             progress(format_row(row))
+    _remeasure_peak(rows, device, settings.dtype, progress)
     return rows
+
+
+def _remeasure_peak(rows: list[dict], device: torch.device, dtype: str, progress) -> None:
+    """Measure the matmul peak again after profiling and use the larger figure (a busy device lowers a
+    single measurement, which would inflate MFU); warn when MFU still exceeds 1."""
+    from mmada_bench.profiling import measure_matmul_peak
+
+    if not rows:
+        return
+    key = (str(device), dtype)
+    _PEAK_CACHE[key] = max(_PEAK_CACHE[key], measure_matmul_peak(device, getattr(torch, dtype)))
+    for row in rows:
+        row["peak_flops_per_s"] = _PEAK_CACHE[key]
+        row["mfu"] = row["achieved_flops_per_s"] / _PEAK_CACHE[key]
+    if any(row["mfu"] > 1 for row in rows):
+        warnings.warn("MFU above 1: the device was busy while its matmul peak was measured (shared CPU?); "
+                      "treat the MFU column of this profile as unreliable")
+    progress(f"matmul peak used for MFU: {_PEAK_CACHE[key] / 1e9:.1f} GFLOP/s (best of before/after)")
 
 
 def _profile_one(wrapper, job: ShapeJob, batch: int, settings: ProfileSettings, peak: float, smoke: bool) -> dict:

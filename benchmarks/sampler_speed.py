@@ -38,6 +38,7 @@ def main(argv=None) -> None:
     p.add_argument("--gen-length", type=int, default=256)
     p.add_argument("--block-length", type=int, default=32)
     p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--one-per-step-only", action="store_true", help="skip the threshold rows")
     p.add_argument("--modes", nargs="+", default=[m for m, _ in MODES])
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
@@ -58,7 +59,7 @@ def main(argv=None) -> None:
         for mode, cache in MODES:
             if mode not in args.modes:
                 continue
-            for threshold in (None, args.threshold):
+            for threshold in (None,) if args.one_per_step_only else (None, args.threshold):
                 s = TextSamplerSettings(gen_length=args.gen_length, steps=args.gen_length,
                                         block_length=args.block_length, cache=cache, threshold=threshold)
                 row = profile_text_sampler(model, s, CONFIG_50M["mask_token_id"], batch, args.prompt_length,

@@ -4,8 +4,8 @@ It takes the packaged smoke model's tokenizer, MAGVIT and special-token layout (
 and replaces the transformer dimensions by CONFIG_50M's (d_model 512, 10 layers, 8 heads, MLP 1408).
 With the smoke vocabulary (1088 rows) it has ~33M parameters; the weights are random: speed only.
 
-    python benchmarks/build_profile_model.py --out /tmp/mmada-50m
-    python -m mmada_bench profile --model /tmp/mmada-50m --presets gsm8k-paper,fast,mmu-vlmevalkit,t2i-repo
+    python benchmarks/build_profile_model.py --out out/mmada-50m
+    python -m mmada_bench profile --model out/mmada-50m --presets gsm8k-paper,fast,mmu-vlmevalkit,t2i-repo
 """
 from __future__ import annotations
 

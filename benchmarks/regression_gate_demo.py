@@ -6,7 +6,7 @@ re-running the same "checkpoint" with another seed moves individual items like r
 The planted regression is the same oracle forgetting 30 % of the items it would answer correctly.
 All three runs go through the real harness (``mmada_bench.runner.run``), then ``compare`` judges:
 
-    python benchmarks/regression_gate_demo.py --data-dir ../shared/data --out /tmp/gate_demo
+    python benchmarks/regression_gate_demo.py --data-dir ../shared/data --out out/gate_demo
 
 Expected: baseline vs seed re-run -> exit 0; baseline vs planted regression -> exit 1.
 """

@@ -160,18 +160,10 @@ def profile_text_sampler(model, settings: TextSamplerSettings, mask_id: int, bat
     row = {
         "batch_size": batch, "prompt_length": prompt_len, **{f"setting_{k}": v for k, v in dataclasses.asdict(settings).items()},
         "nfe": stats.nfe, "tokens_per_step": stats.mean_tokens_per_step,
-        "latency_p50_s": wall, "latency_p95_s": percentile(latencies, 95), "latency_mean_s": statistics.mean(latencies),
         "time_per_sample_s": wall / batch, "generated_positions": positions, "useful_tokens": useful,
         "positions_per_s": positions / wall, "useful_tokens_per_s": useful / wall,
-        "step_time_mean_s": statistics.mean(stats.step_times), "peak_memory_bytes": memory,
-        "peak_memory_kind": memory_kind, "model_flops": flops, "achieved_flops_per_s": flops / wall,
-        "device": device_name(device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-        "torch_version": torch.__version__, "timing_method": DeviceTimer(device).method, "repeats": repeats,
-        "warmup": warmup,
+        **_measurement_fields(model, device, stats, latencies, flops, memory, memory_kind, repeats, warmup, peak_flops),
     }
-    if peak_flops:
-        row["peak_flops_per_s"] = peak_flops
-        row["mfu"] = flops / wall / peak_flops
     return row
 
 
@@ -211,9 +203,19 @@ def profile_image_sampler(model, magvit, prompting, settings, batch: int, prompt
         "batch_size": batch, "prompt_length": prompt_len, "sequence_length": seq_len, "image_tokens": num_vq_tokens,
         **{f"setting_{k}": v for k, v in settings.to_dict().items()},
         "nfe": stats.nfe, "tokens_per_step": stats.mean_tokens_per_step,
-        "latency_p50_s": wall, "latency_p95_s": percentile(latencies, 95), "latency_mean_s": statistics.mean(latencies),
         "time_per_sample_s": wall / batch, "images_per_s": batch / wall, "s_per_image": wall / batch,
         "generated_positions": batch * num_vq_tokens, "positions_per_s": batch * num_vq_tokens / wall,
+        **_measurement_fields(model, device, stats, latencies, flops, memory, memory_kind, repeats, warmup, peak_flops),
+    }
+    return row
+
+
+def _measurement_fields(model, device, stats, latencies, flops, memory, memory_kind, repeats, warmup,
+                        peak_flops) -> dict:
+    """Latency percentiles, memory, FLOPs/MFU and the environment: the columns every profile row shares."""
+    wall = statistics.median(latencies)
+    fields = {
+        "latency_p50_s": wall, "latency_p95_s": percentile(latencies, 95), "latency_mean_s": statistics.mean(latencies),
         "step_time_mean_s": statistics.mean(stats.step_times), "peak_memory_bytes": memory,
         "peak_memory_kind": memory_kind, "model_flops": flops, "achieved_flops_per_s": flops / wall,
         "device": device_name(device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
@@ -221,9 +223,8 @@ def profile_image_sampler(model, magvit, prompting, settings, batch: int, prompt
         "warmup": warmup,
     }
     if peak_flops:
-        row["peak_flops_per_s"] = peak_flops
-        row["mfu"] = flops / wall / peak_flops
-    return row
+        fields.update(peak_flops_per_s=peak_flops, mfu=flops / wall / peak_flops)
+    return fields
 
 
 def _sync(device: torch.device) -> None:

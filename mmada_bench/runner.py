@@ -226,16 +226,10 @@ def _record(plan: TaskPlan, planned: PlannedItem, result: Optional[GenerationRes
 
 def _run_task(plan: TaskPlan, model, settings: RunSettings, run_dir: Path, outcome: RunOutcome,
               store_path: Optional[Path] = None) -> list[dict]:
-    from tqdm import tqdm
-
     store = ItemStore(store_path or run_dir / "items" / f"{plan.card.name}.jsonl")
     if settings.retry_errors:
-        store.records = {k: r for k, r in store.records.items() if not str(r.get("error") or "").startswith("generation failed")}
-    pending = [p for p in plan.items if p.item.item_id not in store.records]
-    outcome.resumed += len(plan.items) - len(pending)
-    bar = tqdm(total=len(plan.items), initial=len(plan.items) - len(pending), unit="item", file=sys.stderr,
-               desc=f"{plan.card.name} [{plan.variant_name}, {plan.data.split}]", disable=not settings.progress,
-               dynamic_ncols=True)
+        drop_failed_generations(store)
+    pending, bar = resume_progress(plan, store, settings, outcome, unit="item", label=plan.variant_name)
     try:
         for p in [p for p in pending if p.error]:  # malformed rows: recorded without a model call
             store.append(_record(plan, p, None, 0.0))
@@ -363,6 +357,24 @@ def _harness_version() -> str:
     from mmada_bench import __version__
 
     return __version__
+
+
+def drop_failed_generations(store) -> None:
+    """Forget stored items whose generation failed, so ``--retry-errors`` generates them again."""
+    store.records = {k: r for k, r in store.records.items()
+                     if not str(r.get("error") or "").startswith("generation failed")}
+
+
+def resume_progress(plan, store, settings, outcome, unit: str, label: str):
+    """Items of ``plan`` not yet in ``store`` and a progress bar that starts at the stored count."""
+    from tqdm import tqdm
+
+    pending = [p for p in plan.items if p.item.item_id not in store.records]
+    outcome.resumed += len(plan.items) - len(pending)
+    bar = tqdm(total=len(plan.items), initial=len(plan.items) - len(pending), unit=unit, file=sys.stderr,
+               desc=f"{plan.card.name} [{label}, {plan.data.split}]", disable=not settings.progress,
+               dynamic_ncols=True)
+    return pending, bar
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -108,20 +107,15 @@ def run_t2i(plan, model, settings, out: Path, run_dir: Path, run_id: str, starte
 # --- generation -----------------------------------------------------------------------------------
 
 def _generate_missing(plan, model, settings, store, image_dir: Path, outcome) -> None:
-    from tqdm import tqdm
+    from mmada_bench.runner import drop_failed_generations, resume_progress
 
     if settings.retry_errors:
-        store.records = {k: r for k, r in store.records.items()
-                         if not str(r.get("error") or "").startswith("generation failed")}
+        drop_failed_generations(store)
     for item_id, record in list(store.records.items()):  # an image deleted by hand is generated again
         file = (record.get("stats") or {}).get("image_file")
         if file and not (image_dir / file).is_file():
             del store.records[item_id]
-    pending = [p for p in plan.items if p.item.item_id not in store.records]
-    outcome.resumed += len(plan.items) - len(pending)
-    bar = tqdm(total=len(plan.items), initial=len(plan.items) - len(pending), unit="image", file=sys.stderr,
-               desc=f"{plan.card.name} [{plan.preset.name}, {plan.data.split}]", disable=not settings.progress,
-               dynamic_ncols=True)
+    pending, bar = resume_progress(plan, store, settings, outcome, unit="image", label=plan.preset.name)
     try:
         for p in [p for p in pending if p.error]:  # bad rows / empty prompts: a record, no model call
             store.append(_record(plan, p, settings, error=p.error))

@@ -8,7 +8,7 @@ in ``extra_info``; they are printed at the end of the session.
 import pytest
 import torch
 
-from mmada_bench.profiling import device_name, measure_matmul_peak
+from mmada_bench.profiling.measure import device_name, measure_matmul_peak
 
 _REPORT: list[str] = []
 

@@ -4,7 +4,7 @@ A "noisy oracle" stands in for a checkpoint with per-item difficulty: item i is 
 with probability p_i (0.9 / 0.5 / 0.1 by a hash of its id), drawn with the run's per-item seed, so
 re-running the same "checkpoint" with another seed moves individual items like real sampling noise.
 The planted regression is the same oracle forgetting 30 % of the items it would answer correctly.
-All three runs go through the real harness (``mmada_bench.runner.run``), then ``compare`` judges:
+All three runs go through the real harness (``mmada_bench.run.runner.run``), then ``compare`` judges:
 
     python benchmarks/regression_gate_demo.py --data-dir ../shared/data --out out/gate_demo
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from mmada_bench.cli import main as cli_main
 from mmada_bench.models.base import GenerationResult
-from mmada_bench.runner import RunSettings, run
+from mmada_bench.run.runner import run
+from mmada_bench.run.types import RunSettings
 
 
 def _unit(*parts) -> float:

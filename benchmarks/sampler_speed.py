@@ -12,14 +12,13 @@ cache speed-up at ~1 token/step; ``--head-scale 30`` sharpens the LM head to emu
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 from pathlib import Path
 
 import torch
 
-from mmada_bench.profiling import measure_matmul_peak, profile_text_sampler
+from mmada_bench.profiling.measure import measure_matmul_peak, profile_text_sampler
 from mmada_ref import MMaDAModelLM
 from mmada_ref.config import MMaDAConfig
 from mmada_ref.sampling import TextSamplerSettings

@@ -1,11 +1,10 @@
 """Forward-pass throughput and model FLOP utilisation on this machine (tiny and ~50M configs)."""
 import pytest
 import torch
+from sampler_speed import CONFIG_50M  # noqa: E402  (benchmarks/ is on sys.path under pytest)
 
 from mmada_ref import MMaDAModelLM
 from mmada_ref.config import MMaDAConfig, tiny_config
-
-from sampler_speed import CONFIG_50M  # noqa: E402  (benchmarks/ is on sys.path under pytest)
 
 CASES = {"tiny": (lambda: tiny_config(), 4, 43), "50M": (lambda: MMaDAConfig(**CONFIG_50M), 1, 768)}
 

@@ -1,11 +1,10 @@
 """One text-sampler step (vanilla full forward vs dual-cache block forward) on the ~50M config."""
 import pytest
 import torch
+from sampler_speed import CONFIG_50M
 
 from mmada_ref import KVCache, MMaDAModelLM
 from mmada_ref.config import MMaDAConfig
-
-from sampler_speed import CONFIG_50M
 
 
 @pytest.fixture(scope="module")

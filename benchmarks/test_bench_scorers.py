@@ -29,7 +29,7 @@ def _record(benchmark, report, name: str, n: int) -> None:
 
 
 def test_gsm8k_scorer(benchmark, report):
-    from mmada_bench.scoring.gsm8k import score_items
+    from mmada_scoring.gsm8k import score_items
 
     rng = _rng()
     answers = [f"step one\n#### {rng.randint(0, 999)}" for _ in range(N)]
@@ -41,7 +41,7 @@ def test_gsm8k_scorer(benchmark, report):
 
 def test_math500_scorer(benchmark, report):
     pytest.importorskip("math_verify")
-    from mmada_bench.scoring.math500 import score_items
+    from mmada_scoring.math500 import score_items
 
     rng = _rng()
     answers = [rng.choice([r"\frac{1}{2}", "3", r"\sqrt{2}", "x^2+1", r"(1, 2)"]) for _ in range(40)]
@@ -51,7 +51,7 @@ def test_math500_scorer(benchmark, report):
 
 
 def test_pope_scorer(benchmark, report):
-    from mmada_bench.scoring.pope import score_pope
+    from mmada_scoring.pope import score_pope
 
     rng = _rng()
     items = [{"id": i, "answer": rng.choice(["yes", "no"]), "prediction": rng.choice(["Yes", "No, there is not.", "yes it is"]),
@@ -61,7 +61,7 @@ def test_pope_scorer(benchmark, report):
 
 
 def test_mme_scorer(benchmark, report):
-    from mmada_bench.scoring.mme import score_mme
+    from mmada_scoring.mme import score_mme
 
     rng = _rng()
     items = [{"question_id": f"q{i}", "image_path": f"img{i // 2}.jpg", "category": rng.choice(["color", "OCR", "count"]),
@@ -75,7 +75,7 @@ def test_caption_scorer(benchmark, report, variant):
     pytest.importorskip("pycocoevalcap")
     if variant == "lmms_eval" and shutil.which("java") is None:
         pytest.skip("the PTB tokenizer of the lmms-eval pipeline needs Java")
-    from mmada_bench.scoring.caption import score_captions
+    from mmada_scoring.caption import score_captions
 
     rng = _rng()
     words = "a dog cat man woman runs sits on the grass beach red blue with near".split()
@@ -87,7 +87,7 @@ def test_caption_scorer(benchmark, report, variant):
 
 def test_clip_scorer_tiny_model(benchmark, report, tmp_path):
     open_clip = pytest.importorskip("open_clip")
-    from mmada_bench.scoring.clip_score import ClipScorer
+    from mmada_scoring.clip_score import ClipScorer
 
     name = "mmada-bench-tiny-clip"
     config = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},

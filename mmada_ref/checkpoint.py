@@ -109,15 +109,33 @@ def save_model(model, directory, max_shard_size: int | str = "5GB") -> None:
     (folder / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
 
 
-def fingerprint(path: str | os.PathLike, files: Optional[Iterable[Path]] = None) -> str:
-    """sha256 over config.json and the weight files (first 16 hex digits)."""
+#: file patterns of every weight-like file a checkpoint folder may hold (only safetensors are ever loaded)
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
+
+
+def weight_like_files(path: str | os.PathLike) -> list[Path]:
+    """Every weight-like file directly inside a folder (:data:`WEIGHT_PATTERNS`), sorted by name."""
+    folder = Path(path)
+    return sorted(p for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern))
+
+
+def fingerprint(path: str | os.PathLike, files: Optional[Iterable[Path]] = None, sample_bytes: int = 1 << 20) -> str:
+    """16 hex digits of sha256 over ``config.json`` (canonical JSON) and, for each weight file, its name, size
+    and its first and last ``sample_bytes`` (safetensors headers hold every tensor's name, dtype, shape and
+    offsets). Cheap on 16 GB checkpoints; ``files`` defaults to :func:`weight_like_files`."""
     folder = Path(path)
     h = hashlib.sha256()
-    h.update((folder / "config.json").read_bytes())
-    for file in files or weight_files(folder):
-        with open(file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 24), b""):
-                h.update(chunk)
+    config = folder / "config.json"
+    if config.exists():
+        h.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
+    for file in sorted(files) if files is not None else weight_like_files(folder):
+        size = file.stat().st_size
+        h.update(f"{file.name}:{size}".encode())
+        with open(file, "rb") as fh:
+            h.update(fh.read(sample_bytes))
+            if size > sample_bytes:
+                fh.seek(max(size - sample_bytes, sample_bytes))
+                h.update(fh.read(sample_bytes))
     return h.hexdigest()[:16]
 
 

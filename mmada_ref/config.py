@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .tokens import REAL_MODEL_IDS
+
 #: Every field of the official config.json, with the MMaDA-8B value as its default.
 DEFAULTS: dict = dict(
     # architecture
@@ -51,7 +53,7 @@ DEFAULTS: dict = dict(
     codebook_size=8192,
     num_vq_tokens=1024,
     num_new_special_tokens=0,
-    mask_token_id=126336,
+    mask_token_id=REAL_MODEL_IDS["mask"],
     # initialisation / bookkeeping (irrelevant when weights are loaded)
     init_device="meta",
     init_fn="mitchell",
@@ -67,13 +69,13 @@ class MMaDAConfig(PretrainedConfig):
     """Configuration of an MMaDA (LLaDA-backbone) masked-diffusion transformer.
 
     Reads the official ``config.json`` unchanged; any field missing there takes the MMaDA-8B value
-    listed in :data:`DEFAULTS`. ``bos/eos/pad`` default to the LLaDA ids (126080 / 126081).
+    listed in :data:`DEFAULTS`. ``bos/eos/pad`` default to the LLaDA ids (:data:`~mmada_ref.tokens.REAL_MODEL_IDS`).
     """
 
     model_type = "mmada"
 
-    def __init__(self, bos_token_id: int = 126080, eos_token_id: int = 126081,
-                 pad_token_id: int = 126081, tie_word_embeddings: bool = False, **kwargs):
+    def __init__(self, bos_token_id: int = REAL_MODEL_IDS["bos"], eos_token_id: int = REAL_MODEL_IDS["eos"],
+                 pad_token_id: int = REAL_MODEL_IDS["pad"], tie_word_embeddings: bool = False, **kwargs):
         for name, default in DEFAULTS.items():
             setattr(self, name, kwargs.pop(name, default))
         kwargs.pop("use_cache", None)
@@ -124,7 +126,7 @@ def tiny_config(**overrides) -> MMaDAConfig:
 
 def _register_with_auto_classes() -> None:
     """Let ``AutoConfig`` (and so ``AutoTokenizer`` on a checkpoint folder) recognise model_type "mmada"."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # transformers is slow to import: loaded on use
 
     try:
         AutoConfig.register("mmada", MMaDAConfig)

@@ -23,6 +23,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 WEIGHTS_NAME = "pytorch_model.safetensors"
@@ -42,7 +44,6 @@ class MAGVITLoadError(ValueError):
 @dataclass
 class CoderConfig:
     """Settings of one convolutional tower (kwargs of the official VQGANEncoder/VQGANDecoder)."""
-
     ch: int = 128
     ch_mult: list = field(default_factory=lambda: [1, 2, 2, 4, 4])
     num_res_blocks: list = field(default_factory=lambda: [4, 3, 4, 3, 4])
@@ -62,7 +63,6 @@ class CoderConfig:
 @dataclass
 class QuantizerConfig:
     """Settings of the lookup-free quantizer (kwargs of the official LFQuantizer)."""
-
     num_codebook_entry: int = -1  # unused by the official code (codebook size = 2**codebook_dim)
     codebook_dim: int = 13
     beta: float = 0.25
@@ -81,7 +81,6 @@ def _real_decoder() -> CoderConfig:
 @dataclass
 class MAGVITConfig:
     """Full MAGVIT-v2 architecture: encoder, decoder and quantizer settings."""
-
     encoder: CoderConfig = field(default_factory=CoderConfig)
     decoder: CoderConfig = field(default_factory=_real_decoder)
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
@@ -167,7 +166,6 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 class ResnetBlock(nn.Module):
     """norm1 -> swish -> conv1 -> norm2 -> swish -> dropout -> conv2, plus a (1x1) skip."""
-
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
         super().__init__()
         self.norm1 = group_norm(in_channels)
@@ -188,7 +186,6 @@ class ResnetBlock(nn.Module):
 
 class AttnBlock(nn.Module):
     """Single-head self-attention over the h*w positions with 1x1-conv projections."""
-
     def __init__(self, channels: int):
         super().__init__()
         self.norm = group_norm(channels)
@@ -212,7 +209,6 @@ class AttnBlock(nn.Module):
 
 class Downsample(nn.Module):
     """Asymmetric zero pad (right/bottom) then a stride-2 3x3 conv: halves h and w."""
-
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0)
@@ -223,7 +219,6 @@ class Downsample(nn.Module):
 
 class Upsample(nn.Module):
     """Nearest-neighbour x2 then a 3x3 conv."""
-
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
@@ -234,7 +229,6 @@ class Upsample(nn.Module):
 
 class MidBlock(nn.Module):
     """block_1 -> attn_1 -> block_2 at the lowest resolution."""
-
     def __init__(self, channels: int, dropout: float):
         super().__init__()
         self.block_1 = ResnetBlock(channels, channels, dropout)
@@ -275,7 +269,6 @@ class Level(nn.Module):
 
 class Encoder(nn.Module):
     """pixels [B, in_ch, H, W] -> latent z [B, z_channels, H/f, W/f] (incl. ``quant_conv``)."""
-
     def __init__(self, cfg: CoderConfig):
         super().__init__()
         self.conv_in = nn.Conv2d(cfg.in_ch, cfg.ch, 3, padding=1)
@@ -308,7 +301,6 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     """latent [B, z_channels, h, w] -> pixels [B, out_ch, h*f, w*f]; levels run deepest first."""
-
     def __init__(self, cfg: CoderConfig):
         super().__init__()
         n_levels = len(cfg.ch_mult)
@@ -341,7 +333,6 @@ class Decoder(nn.Module):
 
 class LFQuantizer(nn.Module):
     """Lookup-free quantizer: each latent channel becomes one bit (sign), 2**D codes."""
-
     def __init__(self, cfg: QuantizerConfig):
         super().__init__()
         self.cfg = cfg
@@ -412,7 +403,6 @@ class LFQuantizer(nn.Module):
 
 class MAGVITv2(nn.Module):
     """MAGVIT-v2 tokenizer with the official key names (``encoder.*``, ``decoder.*``, ``quantize.*``)."""
-
     def __init__(self, config: Optional[MAGVITConfig] = None):
         super().__init__()
         self.config = config if config is not None else MAGVITConfig.real()
@@ -464,8 +454,6 @@ class MAGVITv2(nn.Module):
 
     def save_pretrained(self, directory: Union[str, Path]) -> Path:
         """Write ``pytorch_model.safetensors`` (official keys) and ``magvit_config.json``."""
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
@@ -531,8 +519,6 @@ def load_state_strict(model: nn.Module, weights: Union[str, Path]) -> dict:
 
     Raises :class:`MAGVITLoadError` naming every missing / unexpected key and shape mismatch.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     try:
         state = load_file(str(weights))

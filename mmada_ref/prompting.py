@@ -130,3 +130,11 @@ def _through_last(ids: Sequence[int], token: int) -> list[int]:
     """1 up to and including the last ``token`` in ``ids`` (all 0 when absent)."""
     last = max((i for i, t in enumerate(ids) if t == token), default=-1)
     return [1] * (last + 1) + [0] * (len(ids) - last - 1)
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token rows to one width: ``(ids [B, W], attention mask [B, W])`` with 1 on real tokens."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    return ids, mask

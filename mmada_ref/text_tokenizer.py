@@ -5,8 +5,14 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .tokens import (END_HEADER_TOKEN, EOT_ID_TOKEN, MASK_TOKEN, RESERVED_OFFSET_FROM_BOS, RESERVED_TASK_TOKENS,
-                     START_HEADER_TOKEN, SpecialTokens)
+from .tokens import (
+    END_HEADER_TOKEN,
+    EOT_ID_TOKEN,
+    MASK_TOKEN,
+    RESERVED_OFFSET_FROM_BOS,
+    RESERVED_TASK_TOKENS,
+    START_HEADER_TOKEN,
+)
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
@@ -21,7 +27,7 @@ THINK_SYSTEM_PROMPT = (
 
 def load_text_tokenizer(path: str | os.PathLike):
     """Load a local tokenizer folder (the LLaDA/MMaDA tokenizer) without touching the network."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers is slow to import: loaded on use
 
     folder = Path(path)
     if not folder.is_dir():
@@ -62,8 +68,14 @@ def build_tiny_tokenizer(corpus: Iterable[str], out_dir: str | os.PathLike, n_te
     chat-header tokens, exactly the relative layout of the LLaDA tokenizer's special range
     (``len(tokenizer) = n_text_tokens + 20`` = the first image id).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import (  # tokenizers trainer: loaded only when building a tokenizer
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
+    from transformers import PreTrainedTokenizerFast  # transformers is slow to import: loaded on use
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -87,8 +99,3 @@ def special_token_names(n_text_tokens: int) -> list[str]:
     names += [f"<|reserved_task_{name.strip('<|>[]')}|>" for name in RESERVED_TASK_TOKENS]
     names += ["<|reserved_pre_mask|>", MASK_TOKEN, START_HEADER_TOKEN, END_HEADER_TOKEN, EOT_ID_TOKEN]
     return names
-
-
-def special_tokens_for(tokenizer, config=None) -> SpecialTokens:
-    """Shorthand for :meth:`SpecialTokens.from_tokenizer`."""
-    return SpecialTokens.from_tokenizer(tokenizer, config)

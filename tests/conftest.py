@@ -13,7 +13,9 @@ same schema:
 """
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -60,10 +62,61 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def golden(conformance_dir):
     """golden.json of the conformance fixture plus its npz arrays (``golden['npz']``)."""
-    import json
-
     import numpy as np
 
     data = json.loads((conformance_dir / "golden.json").read_text())
     data["npz"] = dict(np.load(conformance_dir / "golden.npz"))
     return data
+
+
+# --- a tiny random open_clip model (CLIP-score tests of the scorer and of the t2i task) ----------------------
+
+TINY_CLIP_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@dataclass
+class TinyClip:
+    name: str  # open_clip model name its JSON config is registered under
+    model: object
+    checkpoint: Path  # its state dict
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> TinyClip:
+    """A tiny random open_clip model registered with open_clip, and its state dict on disk."""
+    open_clip = pytest.importorskip("open_clip")
+    import torch
+
+    name = "mmada-test-tiny-clip"
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    (folder / f"{name}.json").write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(folder / f"{name}.json")
+    torch.manual_seed(0)
+    model = open_clip.create_model(name, pretrained=None).eval()
+    torch.save(model.state_dict(), folder / "tiny.pt")
+    return TinyClip(name, model, folder / "tiny.pt")
+
+
+# --- scored predictions of the reference scorers (MMADA_SCORING_DIR) -----------------------------------------
+
+def _scoring_pair(name: str):
+    """Fixtures ``(<name>.jsonl rows, <name>_expected.json)`` of the scoring fixture folder."""
+
+    @pytest.fixture(scope="session")
+    def items(scoring_dir):
+        return [json.loads(line) for line in (scoring_dir / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+
+    @pytest.fixture(scope="session")
+    def expected(scoring_dir):
+        return json.loads((scoring_dir / f"{name}_expected.json").read_text())
+
+    return items, expected
+
+
+pope_items, pope_expected = _scoring_pair("pope")
+mme_items, mme_expected = _scoring_pair("mme")
+flickr_items, flickr_expected = _scoring_pair("flickr30k")

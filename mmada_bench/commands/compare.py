@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from mmada_bench.gate import CompareError, compare_runs, load_run, markdown_report
 
 HELP = "regression gate: compare a candidate run against a baseline run item by item"
 DESCRIPTION = """\
@@ -60,10 +63,6 @@ def parse_tolerances(values: list[str]) -> tuple[dict, float | None]:
 
 
 def main(args) -> int:
-    from pathlib import Path
-
-    from mmada_bench.compare import CompareError, compare_runs, load_run, markdown_report
-
     try:
         per_task, default = parse_tolerances(args.tolerance)
         if args.resamples < 100:

@@ -1,6 +1,9 @@
 """``list-tasks``: the task cards found, with version, variants, preset and dataset."""
 from __future__ import annotations
 
+from mmada_bench.cards.discovery import task_cards
+from mmada_bench.cards.schema import CardError, load_card
+
 HELP = "list the available tasks (task cards) with their versions and variants"
 DESCRIPTION = "List every task card found in $MMADA_TASKS_DIR, the repository's tasks/ and the packaged cards."
 EPILOG = """\
@@ -15,9 +18,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from mmada_bench.cards import CardError, load_card
-    from mmada_bench.registry import task_cards
-
     status = 0
     rows = [("task", "version", "variants (default first)", "preset", "dataset")]
     for name, path in sorted(task_cards().items()):

@@ -28,8 +28,11 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    import mmada_bench.lm_eval_bridge  # noqa: F401  - registers --model mmada
-    from lm_eval.__main__ import cli_evaluate
+    from lm_eval.__main__ import (
+        cli_evaluate,  # lm-eval is heavy: loaded only by the bridge
+    )
+
+    import mmada_bench.integrations.lm_eval  # noqa: F401  - registers --model mmada
 
     argv = list(args.lm_eval_args)
     if argv and argv[0] not in ("run", "ls", "validate") and not argv[0].startswith("-h"):

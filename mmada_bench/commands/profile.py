@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import sys
 
+from mmada_bench.models.loader import ModelLoadError
+from mmada_bench.profiling.store import read_profiles, upsert_profiles
+from mmada_bench.profiling.suite import ProfileSettings, markdown_table, run_profiles
+from mmada_bench.results.leaderboard import read_leaderboard
+
 HELP = "profile latency, throughput, memory and MFU of a checkpoint (profiles.parquet + PNG plots)"
 DESCRIPTION = """\
 Time the samplers of a checkpoint on three request shapes: text (text prompt -> text), mmu
@@ -47,9 +52,6 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from mmada_bench.models.loader import ModelLoadError
-    from mmada_bench.profile_suite import ProfileSettings, markdown_table, run_profiles
-
     try:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
         if not batch_sizes or min(batch_sizes) < 1 or args.repeats < 1 or args.warmup < 0:
@@ -71,14 +73,15 @@ def main(args) -> int:
     if not rows:
         print("error: nothing was profiled", file=sys.stderr)
         return 1
-    from mmada_bench.profile_store import read_profiles, upsert_profiles
 
     path = upsert_profiles(args.output_dir, rows)
     print(markdown_table(rows))
     print(f"profiles: {path}")
     if not args.no_plots:
-        from mmada_bench.profile_plots import plot_latency_vs_batch, plot_speed_vs_quality
-        from mmada_bench.results import read_leaderboard
+        from mmada_bench.profiling.plots import (  # matplotlib: loaded only when plotting
+            plot_latency_vs_batch,
+            plot_speed_vs_quality,
+        )
 
         every = read_profiles(args.output_dir)
         mine = every[every["model_fingerprint"] == rows[0]["model_fingerprint"]]

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import sys
+import warnings
+
+from mmada_bench.commands.show import format_ci, format_value
+from mmada_bench.models.loader import ModelLoadError
+from mmada_bench.models.smoke import NO_MODEL_WARNING
+from mmada_bench.run.runner import run
+from mmada_bench.run.types import RunBusy, RunSettings
 
 HELP = "evaluate a model on one or more tasks (resumable; results in Parquet)"
 DESCRIPTION = """\
@@ -66,14 +73,9 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    import warnings
-
-    from mmada_bench.models.loader import ModelLoadError
-
     warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
     if args.model is None and args.preset is None:
-        warnings.warn("no --model: using the packaged smoke model with the 'ci' sampler preset (pass --preset to change)")
-    from mmada_bench.runner import RunBusy, RunSettings, run
+        warnings.warn(NO_MODEL_WARNING)
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         print("error: --batch-size and --limit must be positive integers", file=sys.stderr)
@@ -104,8 +106,6 @@ def _scorer_options(args) -> dict:
 
 def format_summary(outcome) -> str:
     """A plain-text table of a run's metrics."""
-    from mmada_bench.commands.show import format_ci, format_value
-
     rows = [r for r in outcome.rows if not r.get("breakdown")]
     n_breakdown = len(outcome.rows) - len(rows)
     first = outcome.rows[0]

@@ -4,6 +4,10 @@ from __future__ import annotations
 import json
 import sys
 
+from mmada_bench.results import baselines
+from mmada_bench.results.baselines import protocol_differences
+from mmada_bench.results.leaderboard import read_leaderboard
+
 HELP = "print a run's results beside the published baselines (protocol differences marked)"
 DESCRIPTION = """\
 Print the metrics of a run (default: the most recently finished one) and, for each task, the
@@ -13,20 +17,18 @@ EPILOG = """\
 examples:
   python -m mmada_bench show
   python -m mmada_bench show dummy-06770856a5ba --output-dir out/
-  python -m mmada_bench show --task gsm8k --baselines leaderboards/baselines.parquet
+  python -m mmada_bench show --task gsm8k --baselines mmada_bench/assets/baselines.parquet
 """
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_id", nargs="?", default=None, help="run id (default: the latest finished run)")
     parser.add_argument("--output-dir", default="leaderboards", help="where the leaderboard is (default: leaderboards/)")
-    parser.add_argument("--baselines", default=None, help="baselines Parquet (default: the committed leaderboards/baselines.parquet)")
+    parser.add_argument("--baselines", default=None, help="baselines Parquet (default: the packaged mmada_bench/assets/baselines.parquet)")
     parser.add_argument("--task", default=None, help="only this task")
 
 
 def main(args) -> int:
-    from mmada_bench.results import read_leaderboard
-
     board = read_leaderboard(args.output_dir)
     if board.empty:
         print(f"error: no results in {args.output_dir}/leaderboard.parquet; run `python -m mmada_bench run --tasks ...` first",
@@ -46,12 +48,10 @@ def main(args) -> int:
 
 
 def _baselines(path):
-    from mmada_bench import baselines
-
     try:
         return baselines.load(path)
     except (OSError, ValueError) as exc:
-        print(f"warning: no baselines ({exc}); build them with python -m mmada_bench.baselines build --csv PATH",
+        print(f"warning: no baselines ({exc}); build them with python -m mmada_bench.results.baselines build --csv PATH",
               file=sys.stderr)
         return None
 
@@ -94,8 +94,6 @@ def format_breakdowns(rows) -> list[str]:
 
 def format_show(rows, baselines) -> str:
     """Text of the run's rows grouped by task, each followed by its benchmark's baselines."""
-    from mmada_bench.baselines import protocol_differences
-
     first = rows.iloc[0]
     smoke = "  [SMOKE MODEL: not a real result]" if first["model_is_smoke"] else ""
     lines = [f"run {first['run_id']}  model {first['model_name']} ({first['model_family']}, "

@@ -15,10 +15,7 @@ Contract of ``generate``:
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Protocol, runtime_checkable
 
 
@@ -73,30 +70,3 @@ class EvalModel(Protocol):
 
     def generate(self, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
         """Complete every request with the sampler settings of ``preset`` (a sampler Preset)."""
-
-
-def hash_checkpoint_dir(path: str | Path, sample_bytes: int = 1 << 20) -> str:
-    """Fingerprint of a checkpoint folder: sha256 over ``config.json`` and, for each weight file
-    (``*.safetensors``, ``*.bin``, ``*.pt``), its name, size and sha256 of its first and last
-    ``sample_bytes`` (safetensors headers hold every tensor's name, dtype, shape and offsets).
-    Cheap on 16 GB checkpoints; use a full hash where byte-level identity matters."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    config = path / "config.json"
-    if config.exists():
-        digest.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
-    for weight in sorted(weight_files(path)):
-        size = weight.stat().st_size
-        digest.update(f"{weight.name}:{size}".encode())
-        with open(weight, "rb") as fh:
-            digest.update(fh.read(sample_bytes))
-            if size > sample_bytes:
-                fh.seek(max(size - sample_bytes, sample_bytes))
-                digest.update(fh.read(sample_bytes))
-    return digest.hexdigest()
-
-
-def weight_files(path: str | Path) -> list[Path]:
-    """Weight files directly inside a checkpoint folder."""
-    path = Path(path)
-    return [p for pattern in ("*.safetensors", "*.bin", "*.pt") for p in path.glob(pattern)]

@@ -14,17 +14,20 @@ from typing import Optional
 
 import torch
 
-from mmada_bench.models.base import GenerationRequest, GenerationResult, hash_checkpoint_dir
+from mmada_bench.models.base import GenerationRequest, GenerationResult
 from mmada_bench.registry import register_model
+from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
 
 
 class HFCausalEvalModel:
     """A local causal LM with its tokenizer; greedy decoding, left padding for batches."""
-
     family = "hf-causal"
 
     def __init__(self, folder: str, device: str = "cpu", dtype: str = "float32", name: Optional[str] = None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import (  # transformers is slow to import: loaded on use
+            AutoModelForCausalLM,
+            AutoTokenizer,
+        )
 
         self.folder = Path(folder)
         self.device = torch.device(device)
@@ -39,7 +42,7 @@ class HFCausalEvalModel:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = hash_checkpoint_dir(self.folder)
+            self._fingerprint = checkpoint_fingerprint(self.folder)
         return self._fingerprint
 
     def prompt_text(self, request: GenerationRequest) -> str:

@@ -12,10 +12,9 @@ import json
 import warnings
 from pathlib import Path
 
-from mmada_bench.models.base import weight_files
+from mmada_bench.models.smoke import DEFAULT_MODEL_DIR
 from mmada_bench.registry import MODELS
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "mmada-smoke"
+from mmada_ref.checkpoint import weight_like_files
 
 # config.json "model_type" (or an architectures entry) -> registered family
 FAMILY_BY_MODEL_TYPE = {"mmada": "mmada", "llada": "llada"}
@@ -61,7 +60,7 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
     folder = Path(spec).expanduser()
     if folder.is_dir():
         family = detect_family(folder)
-        if not weight_files(folder):
+        if not weight_like_files(folder):
             raise ModelLoadError(f"checkpoint folder {folder} has a config.json but no weights (*.safetensors); "
                                  f"download the weight files into it or point --model at the full checkpoint")
         return _family(family)(str(folder), device=device, dtype=dtype, **options)
@@ -74,7 +73,9 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
 
 def _is_hf_causal(model_type: str) -> bool:
     """True when transformers knows ``model_type`` as a causal LM (AutoModelForCausalLM)."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,  # transformers is slow to import: loaded on use
+    )
 
     return bool(model_type) and model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 

@@ -15,10 +15,13 @@ from typing import Optional
 
 import torch
 
-from mmada_bench.models.base import GenerationRequest, GenerationResult, hash_checkpoint_dir
+from mmada_bench.models.base import GenerationRequest, GenerationResult
 from mmada_bench.registry import register_model
 from mmada_ref import MMaDAModelLM, SpecialTokens
-from mmada_ref.prompting import Prompting
+from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
+from mmada_ref.image_processing import load_image, preprocess_images
+from mmada_ref.magvit import MAGVITv2
+from mmada_ref.prompting import Prompting, left_pad
 from mmada_ref.sampling.text import generate_text
 from mmada_ref.text_tokenizer import encode_chat, load_text_tokenizer
 
@@ -45,7 +48,7 @@ class MMaDAEvalModel:
     # --- interface --------------------------------------------------------------------------------
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = hash_checkpoint_dir(self.folder)
+            self._fingerprint = checkpoint_fingerprint(self.folder)
         return self._fingerprint
 
     def generate(self, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
@@ -53,7 +56,7 @@ class MMaDAEvalModel:
         if preset.kind != "text":
             raise ValueError(f"preset {preset.name!r} is an {preset.kind} preset; text tasks need a text preset")
         prompts = [self._prompt_ids(r) for r in requests]
-        ids, mask = _left_pad(prompts, self.tokens.pad)
+        ids, mask = left_pad(prompts, self.tokens.pad)
         seed = requests[0].seed
         if seed is not None:
             torch.manual_seed(seed)
@@ -91,8 +94,6 @@ class MMaDAEvalModel:
 
     def encode_image(self, image) -> torch.Tensor:
         """PIL image (or path/bytes) -> MAGVIT codes ``[N]`` at the checkpoint's resolution."""
-        from mmada_ref.image_processing import load_image, preprocess_images
-
         vq = self.vq_model()
         side = int(math.isqrt(self.model.config.num_vq_tokens))
         resolution = side * vq.config.downsample_factor
@@ -103,8 +104,6 @@ class MMaDAEvalModel:
     def vq_model(self):
         """The MAGVIT-v2 image tokenizer, loaded on first use."""
         if self._vq is None:
-            from mmada_ref.magvit import MAGVITv2
-
             if not self._vq_path.exists():
                 raise FileNotFoundError(f"image tasks need the MAGVIT-v2 tokenizer: none at {self._vq_path}; put it in "
                                         f"<model>/magvitv2/ or pass --model DIR:vq_model=PATH")
@@ -124,16 +123,6 @@ class MMaDAEvalModel:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-
-def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row)
-        mask[i, width - len(row):] = 1
-    return ids, mask
 
 
 @register_model("mmada")

@@ -9,6 +9,9 @@ import json
 
 import yaml
 
+from .stages import load_stage
+from .trainer import Trainer
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mmada_ref.training", description=__doc__,
@@ -22,8 +25,6 @@ def main(argv=None) -> None:
     parser.add_argument("--no-resume", action="store_true", help="start fresh even if the run folder has checkpoints")
     args = parser.parse_args(argv)
 
-    from .stages import load_stage
-    from .trainer import Trainer
 
     overrides = {}
     for item in args.set:

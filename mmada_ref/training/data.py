@@ -19,12 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import pandas as pd
 import torch
 
+from ..image_processing import load_image, preprocess_images
+from ..jsonl import JSONLError, parse_lines
+from ..magvit import MAGVITv2
 from ..prompting import Prompting
 from ..text_tokenizer import THINK_SYSTEM_PROMPT, format_chat
 from ..tokens import SpecialTokens
-from .objective import (LossCoefficients, UnifiedBatch, condition_dropout, mask_image, mask_text)
+from .objective import (
+    LossCoefficients,
+    UnifiedBatch,
+    condition_dropout,
+    mask_image,
+    mask_text,
+)
 from .stages import DataSection, ObjectiveSection
 
 
@@ -35,18 +45,13 @@ def read_rows(path: str | Path) -> list[dict]:
         raise FileNotFoundError(f"data file {path} not found (check data.sources in the stage config)")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({exc})") from exc
+        rows = parse_lines(path.read_bytes())
+        bad = next((r for r in rows if isinstance(r, JSONLError)), None)
+        if bad is not None:
+            raise ValueError(f"{path}:{bad.line_no}: {bad}")
     elif suffix == ".json":
         rows = json.loads(path.read_text())
     elif suffix == ".parquet":
-        import pandas as pd
-
         rows = pd.read_parquet(path).to_dict("records")
     else:
         raise ValueError(f"{path}: unsupported data format {suffix!r} (use .jsonl, .json or .parquet)")
@@ -57,7 +62,6 @@ def read_rows(path: str | Path) -> list[dict]:
 
 class Mixture:
     """Weighted sampling of rows per kind (``text`` / ``mmu`` / ``t2i``) across source files."""
-
     def __init__(self, sources: Sequence, seed: int = 0):
         self.rng = random.Random(seed)
         self.by_kind: dict[str, list[tuple[list[dict], float]]] = {}
@@ -102,7 +106,6 @@ def think_response(row: dict) -> str:
 
 class ImageCodes:
     """MAGVIT codes of a row: ``image_codes`` as given, or an ``image`` file encoded (cached) with MAGVIT-v2."""
-
     def __init__(self, vq_path: Optional[str], num_vq_tokens: int, device="cpu", codebook_size: Optional[int] = None):
         self.vq_path, self.num_vq_tokens, self.device = vq_path, num_vq_tokens, device
         self.codebook_size = codebook_size
@@ -124,8 +127,6 @@ class ImageCodes:
 
     def _encode(self, path: str) -> list[int]:
         if path not in self._cache:
-            from ..image_processing import load_image, preprocess_images
-
             vq = self.magvit("rows with image files")
             side = math.isqrt(self.num_vq_tokens)
             pixels = preprocess_images([load_image(path)], side * vq.config.downsample_factor).to(self.device)
@@ -136,8 +137,6 @@ class ImageCodes:
     def magvit(self, purpose: str = "image rows"):
         """The MAGVIT-v2 model (loaded on first use)."""
         if self._vq is None:
-            from ..magvit import MAGVITv2
-
             if not self.vq_path or not Path(self.vq_path).exists():
                 raise FileNotFoundError(f"{purpose} need a MAGVIT-v2 folder: none at {self.vq_path}; "
                                         "set model.vq_model or give image_codes")
@@ -152,7 +151,6 @@ class ImageCodes:
 @dataclass
 class TextFormatter:
     """Turns rows into token ids: chat strings, the thinking format, captions."""
-
     tokenizer: object
     think_format: bool = False
     chat_eot: str = "<|eot_id|>"
@@ -192,7 +190,6 @@ class TextFormatter:
 
 class UnifiedBatchBuilder:
     """Samples rows from a :class:`Mixture` and builds a noised :class:`UnifiedBatch` (official layouts)."""
-
     def __init__(self, mixture: Mixture, tokens: SpecialTokens, formatter: TextFormatter, data: DataSection,
                  objective: ObjectiveSection, num_vq_tokens: int, image_codes: Callable[[dict], list[int]],
                  seed: int = 0):

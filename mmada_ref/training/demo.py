@@ -13,6 +13,9 @@ import json
 import time
 from pathlib import Path
 
+from .plot import read_metrics
+from .stages import stage_from_dict
+from .trainer import Trainer
 
 COLORS = ("red", "green", "blue", "yellow")
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "mmada_bench" / "assets" / "mmada-smoke"
@@ -76,10 +79,6 @@ def demo_stages(data: Path, model: str | Path, steps: int = 40) -> dict[str, dic
 
 def run_demo(out_dir: str | Path, model: str | Path = DEFAULT_MODEL, steps: int = 40) -> dict:
     """Run the three demo stages; returns and writes ``summary.json``."""
-    from .plot import read_metrics
-    from .stages import stage_from_dict
-    from .trainer import Trainer
-
     out = Path(out_dir)
     data = write_synthetic_data(out / "data")
     summary = {}

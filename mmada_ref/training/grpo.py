@@ -18,14 +18,18 @@ One step is either text/understanding or text-to-image (one forward per step kee
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from ..prompting import Prompting
-from ..sampling.presets import TextSamplerSettings
+from ..image_processing import to_pil
+from ..prompting import Prompting, left_pad
+from ..sampling.image import generate_image_codes
+from ..sampling.text import generate_text
+from .data import ImageCodes, Mixture, TextFormatter
 from .rewards import RewardSet, Rollout
 
 
@@ -111,13 +115,6 @@ class RolloutBatch:
     metrics: dict
 
 
-def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    return ids, mask
-
-
 def response_validity(response: torch.Tensor, stop_ids: list[int], mask_id: int) -> torch.Tensor:
     """True through the first stop token of each row (all positions when none), False on leftover masks."""
     stop = torch.isin(response, torch.tensor(stop_ids, device=response.device))
@@ -127,15 +124,12 @@ def response_validity(response: torch.Tensor, stop_ids: list[int], mask_id: int)
 
 class GRPOStep:
     """Step function of UniGRPO for the trainer: ``(model, accelerator) -> (loss, metrics)``."""
-
     def __init__(self, cfg, mixture, tokens, tokenizer, formatter, image_codes, ref_model, rewards: RewardSet,
                  seed: int = 0):
         self.g = cfg.grpo
         self.mixture, self.tokens, self.tokenizer, self.formatter = mixture, tokens, tokenizer, formatter
         self.image_codes, self.ref_model, self.rewards = image_codes, ref_model, rewards
-        s = self.g.sampler
-        self.settings = TextSamplerSettings(gen_length=s.gen_length, steps=s.steps, block_length=s.block_length,
-                                            temperature=s.temperature, remasking=s.remasking, stop_at_eos=False)
+        self.settings = replace(self.g.sampler, stop_at_eos=False)  # rollouts run the full gen_length
         self.max_seq_length = cfg.data.max_seq_length
         self.generator = torch.Generator().manual_seed(seed)
         self.sample_seed = seed
@@ -178,17 +172,12 @@ class GRPOStep:
 
     def _rollout_images(self, model, device, rows) -> RolloutBatch:
         """MaskGIT rollouts for t2i prompts; the response is the N image tokens (decoded for image rewards)."""
-        from ..image_processing import to_pil
-        from ..sampling.image import generate_image_codes
-        from ..sampling.presets import ImageSamplerSettings
-
         tok, G, N = self.tokens, self.g.group_size, self.image_codes.num_vq_tokens
         rows = [row for row in rows for _ in range(G)]
         prompting = Prompting(tok, self.max_seq_length)
         canvas = torch.full((len(rows), N), tok.mask, dtype=torch.long)
         ids, mask = prompting.t2i([self.formatter.caption(r) for r in rows], canvas)
-        s = self.g.image_sampler
-        settings = ImageSamplerSettings(timesteps=s.timesteps, guidance_scale=s.guidance_scale, temperature=s.temperature)
+        settings = self.g.image_sampler
         uncond_ids = uncond_mask = None
         if settings.guidance_scale > 0:
             uncond_ids, uncond_mask = (t.to(device) for t in prompting.t2i_uncond(len(rows), canvas))
@@ -208,11 +197,9 @@ class GRPOStep:
         return self._finish(rollouts, sequences, mask.to(device), prompt_len, valid, device)
 
     def _rollout_text(self, model, device, picks) -> RolloutBatch:
-        from ..sampling.text import generate_text
-
         rows = [row for _, row in picks for _ in range(self.g.group_size)]
         prompts = [self.prompt_ids(kind, row) for kind, row in picks for _ in range(self.g.group_size)]
-        ids, mask = _left_pad(prompts, self.tokens.pad)
+        ids, mask = left_pad(prompts, self.tokens.pad)
         ids, mask = ids.to(device), mask.to(device)
         torch.manual_seed(self.sample_seed)  # Gumbel noise of the sampler
         sample = generate_text(model, ids, self.settings, self.tokens.mask, attention_mask=mask)
@@ -277,10 +264,6 @@ def _text_ids(ids: list[int], tokens) -> list[int]:
 
 def build_grpo_step(cfg, model, tokenizer, tokens, seed: int, device="cpu") -> GRPOStep:
     """UniGRPO step function with a frozen copy of ``model`` (the starting checkpoint) as reference policy."""
-    from pathlib import Path
-
-    from .data import ImageCodes, Mixture, TextFormatter
-
     ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.grpo.beta > 0 else None
     N = cfg.data.num_vq_tokens or model.config.num_vq_tokens
     vq = cfg.model.vq_model or str(Path(cfg.model.path) / "magvitv2")

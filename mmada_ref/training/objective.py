@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -210,8 +210,3 @@ def forward_process_losses(model, input_ids, labels, batch_size_t2i: int, batch_
         lm_ids=ids[a:b], lm_labels=lab[a:b], lm_p_mask=t(p_mask_lm), lm_answer_lengths=t(answer_lengths_lm),
         mmu_ids=ids[b:], mmu_labels=lab[b:], mmu_p_mask=t(p_mask_mmu), mmu_answer_lengths=t(answer_lengths))
     return unified_losses(model, batch, mask_id)
-
-
-def per_row_lengths(lengths: Sequence[int], L: int) -> torch.Tensor:
-    """``[B] -> [B, L]`` answer lengths repeated along the sequence (the official layout)."""
-    return torch.as_tensor(lengths)[:, None].expand(len(lengths), L)

@@ -26,10 +26,10 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 
 
 def _plot(records: list[dict], keys, title: str, ylabel: str, out: Path) -> bool:
-    import matplotlib
+    import matplotlib  # matplotlib: loaded only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: loaded only when plotting
 
     present = [k for k in keys if any(k in r for r in records)]
     if not present:

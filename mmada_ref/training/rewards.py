@@ -6,17 +6,19 @@ scorers are imported and loaded only when a stage configures them, so missing sc
 """
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from mmada_scoring.yes_no import yorn_extraction
+
 
 @dataclass
 class Rollout:
     """One sampled response: the prompt row it answers, its decoded text and ids (or image)."""
-
     row: dict
     text: str = ""
     ids: list = field(default_factory=list)
@@ -46,8 +48,7 @@ def answer_part(text: str) -> str:
 @register_reward("correctness")
 def correctness_reward(answer_key: str = "answer") -> RewardFn:
     """1.0 when the answer part is right: exact yes/no for yes/no gold answers, math-verify otherwise."""
-    from mmada_bench.scoring.math500 import math_verify_correct
-    from mmada_bench.scoring.yes_no import yorn_extraction
+    from mmada_scoring.math500 import math_verify_correct  # math_verify pulls in sympy (slow): loaded on first use
 
     def fn(rollouts):
         scores = []
@@ -82,7 +83,7 @@ def _image_prompts(rollouts, key: str):
 def clip_reward(checkpoint: Optional[str] = None, model_name: str = "ViT-L-14", pretrained: str = "openai",
                 device: str = "cpu", prompt_key: str = "caption", scale: float = 0.01) -> RewardFn:
     """CLIP score (``100 * max(cos, 0)``) times ``scale`` (default 0.01 -> cosine in [0, 1])."""
-    from mmada_bench.scoring.clip_score import ClipScorer
+    from mmada_scoring.clip_score import ClipScorer  # torch + open_clip: loaded when images are scored
 
     scorer = ClipScorer(model_name=model_name, checkpoint=checkpoint, pretrained=pretrained, device=device)
 
@@ -95,7 +96,7 @@ def clip_reward(checkpoint: Optional[str] = None, model_name: str = "ViT-L-14", 
 @register_reward("imagereward")
 def imagereward_reward(folder: str = "", device: str = "cpu", prompt_key: str = "caption") -> RewardFn:
     """ImageReward score of (prompt, image) from a local ImageReward folder (``ImageReward.pt`` + configs)."""
-    from mmada_bench.scoring.imagereward import ImageRewardScorer
+    from mmada_scoring.imagereward import ImageRewardScorer  # torch + transformers BLIP: loaded when images are scored
 
     scorer = ImageRewardScorer.from_folder(folder, device=device)
 
@@ -110,8 +111,6 @@ def _factory(name: Optional[str]) -> Callable[..., RewardFn]:
     if name in REWARDS:
         return REWARDS[name]
     if name and ":" in name:
-        import importlib
-
         module, attr = name.split(":", 1)
         try:
             return getattr(importlib.import_module(module), attr)
@@ -123,7 +122,6 @@ def _factory(name: Optional[str]) -> Callable[..., RewardFn]:
 
 class RewardSet:
     """Weighted sum of configured rewards; also reports each reward's mean."""
-
     def __init__(self, specs: Sequence[dict]):
         if not specs:
             raise ValueError("grpo.rewards is empty: configure at least one reward "

@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import yaml
+
+from ..from_dict import build_dataclass
+from ..sampling.presets import ImageSamplerSettings, TextSamplerSettings
 
 
 @dataclass
@@ -37,7 +40,7 @@ class DataSection:
     lm_format: str = "plain"             # plain (whole text masked, /(B*L)) | chat (response only, /answer length)
     think_format: bool = False           # prompts get the thinking system prompt; reasoning -> <think> ... </think>
     chat_eot: str = "<|eot_id|>"         # "<eot_id>" reproduces the official training-string typo
-    sources: list = field(default_factory=list)
+    sources: list[SourceSection] = field(default_factory=list)
 
 
 @dataclass
@@ -51,7 +54,7 @@ class ObjectiveSection:
 @dataclass
 class OptimSection:
     lr: float = 1e-4
-    betas: tuple = (0.9, 0.999)
+    betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.01
     warmup_steps: int = 0
@@ -71,33 +74,20 @@ class TrainSection:
 
 
 @dataclass
-class SamplerSection:
-    gen_length: int = 256
-    steps: int = 128
-    block_length: int = 64
-    temperature: float = 0.8
-    remasking: str = "low_confidence"
-
-
-@dataclass
-class ImageSamplerSection:
-    timesteps: int = 15
-    guidance_scale: float = 3.5
-    temperature: float = 1.0
-
-
-@dataclass
 class GRPOSection:
     prompts_per_step: int = 2
     group_size: int = 16
     clip_eps: float = 0.2
     beta: float = 0.01                   # KL (k3) coefficient, against the frozen reference policy
-    mask_ratio: tuple = (0.0, 1.0)       # structured noising: p ~ U(lo, hi) over the response only
+    mask_ratio: tuple[float, float] = (0.0, 1.0)  # structured noising: p ~ U(lo, hi) over the response only
     mask_times: int = 2                  # noisy copies per response
     iterations: int = 1                  # optimiser steps per rollout batch (ratio != 1 from the 2nd on)
-    sampler: SamplerSection = field(default_factory=SamplerSection)
-    image_sampler: ImageSamplerSection = field(default_factory=ImageSamplerSection)  # t2i prompt rows
-    rewards: list = field(default_factory=lambda: [{"name": "correctness", "weight": 2.0},
+    # rollouts run the full gen_length (stop_at_eos is forced off); unset fields keep these defaults
+    sampler: TextSamplerSettings = field(default_factory=lambda: TextSamplerSettings(
+        gen_length=256, steps=128, block_length=64, temperature=0.8, stop_at_eos=False))
+    image_sampler: ImageSamplerSettings = field(default_factory=lambda: ImageSamplerSettings(  # t2i prompt rows
+        timesteps=15, guidance_scale=3.5, temperature=1.0))
+    rewards: list[dict] = field(default_factory=lambda: [{"name": "correctness", "weight": 2.0},
                                                    {"name": "format", "weight": 0.5}])
 
 
@@ -141,37 +131,10 @@ class StageConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls, data: Any, where: str):
-    """Recursively build dataclass ``cls`` from a mapping, rejecting unknown keys."""
-    if data is None:
-        return cls()
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ValueError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
-    values = {}
-    for name, value in data.items():
-        default = known[name].default_factory() if known[name].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            values[name] = _build(type(default), value, f"{where}.{name}")
-        elif name == "sources":
-            values[name] = [_build(SourceSection, s, f"{where}.sources[{i}]") for i, s in enumerate(value or [])]
-        elif isinstance(default, tuple) or isinstance(known[name].default, tuple):
-            values[name] = tuple(value)
-        else:
-            values[name] = value
-    return cls(**values)
-
-
 def stage_from_dict(data: dict, base_dir: Optional[Path] = None) -> StageConfig:
     """Build a :class:`StageConfig`; a relative data path missing from the working directory but present
     beside the config (``base_dir``) resolves there."""
-    cfg = _build(StageConfig, data, "config")
-    for name in ("lr", "eps", "weight_decay", "min_lr_scale", "max_grad_norm"):
-        setattr(cfg.optim, name, float(getattr(cfg.optim, name)))  # YAML reads 1e-4 as a string
-    cfg.objective.text_eps = float(cfg.objective.text_eps)
+    cfg = build_dataclass(StageConfig, data, numeric_strings=True)  # YAML reads 1e-4 as a string
     if base_dir is not None:
         for src in cfg.data.sources:
             beside_config = base_dir / src.path

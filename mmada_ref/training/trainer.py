@@ -31,6 +31,10 @@ from ..checkpoint import save_model
 from ..modeling import MMaDAModelLM
 from ..text_tokenizer import load_text_tokenizer
 from ..tokens import SpecialTokens
+from .data import ImageCodes, Mixture, TextFormatter, UnifiedBatchBuilder
+from .grpo import build_grpo_step
+from .objective import total_loss, unified_losses
+from .plot import plot_run
 from .stages import StageConfig
 
 STATE_DIR = "accelerate_state"
@@ -63,11 +67,10 @@ def latest_checkpoint(output_dir: Path) -> Optional[Path]:
 
 class Trainer:
     """Runs one stage: model + optimiser + LR schedule + step function, with checkpoints and curves."""
-
     def __init__(self, cfg: StageConfig, output_dir: str | Path, max_steps: Optional[int] = None,
                  resume: bool = True, accelerator=None):
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
+        from accelerate import Accelerator  # accelerate: loaded only when training / sharding
+        from accelerate.utils import set_seed  # accelerate: loaded only when training / sharding
 
         self.cfg = cfg.validate()
         self.output_dir = Path(output_dir)
@@ -100,10 +103,7 @@ class Trainer:
         cfg = self.cfg
         seed = cfg.train.seed + self.accelerator.process_index
         if cfg.kind == "grpo":
-            from .grpo import build_grpo_step
-
             return build_grpo_step(cfg, model, self.tokenizer, self.tokens, seed, self.accelerator.device)
-        from .data import ImageCodes, Mixture, TextFormatter, UnifiedBatchBuilder
 
         N = cfg.data.num_vq_tokens or model.config.num_vq_tokens
         vq = cfg.model.vq_model or str(Path(cfg.model.path) / "magvitv2")
@@ -189,7 +189,6 @@ class Trainer:
             state = {"step": self.step, "step_fn": self.step_fn.state_dict()}
             (folder / TRAINER_STATE).write_text(json.dumps(state))
             self._prune()
-            from .plot import plot_run
 
             plot_run(self.output_dir)
         acc.wait_for_everyone()
@@ -212,7 +211,6 @@ class Trainer:
 
 class _Weights:
     """``config`` + a (gathered) state dict, in the shape :func:`mmada_ref.checkpoint.save_model` reads."""
-
     def __init__(self, config, state: dict):
         self.config, self._state = config, state
 
@@ -222,13 +220,10 @@ class _Weights:
 
 class UnifiedStep:
     """Step function of stages 1-2: one noised batch -> weighted unified loss."""
-
     def __init__(self, builder, mask_id: int):
         self.builder, self.mask_id = builder, mask_id
 
     def __call__(self, model, accelerator):
-        from .objective import total_loss, unified_losses
-
         batch = self.builder.next().to(accelerator.device)
         with accelerator.autocast():
             losses = unified_losses(model, batch, self.mask_id)

@@ -1,0 +1,39 @@
+"""Where task cards live and how a task name becomes a validated card.
+
+Cards are YAML files: the packaged ones in ``mmada_bench/tasks/`` and any folder named in
+``$MMADA_TASKS_DIR`` (os.pathsep-separated, searched first, so a user card overrides a packaged one).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mmada_bench.cards.schema import TaskCard, load_card
+
+PACKAGED_TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
+
+
+def task_dirs() -> list[Path]:
+    """Folders searched for task cards, first match wins: ``$MMADA_TASKS_DIR``, then the packaged cards."""
+    dirs = [Path(p) for p in os.environ.get("MMADA_TASKS_DIR", "").split(os.pathsep) if p]
+    dirs.append(PACKAGED_TASKS_DIR)
+    return [d for d in dirs if d.is_dir()]
+
+
+def task_cards() -> dict[str, Path]:
+    """``task name -> card path`` for every ``*.yaml`` card found in :func:`task_dirs`."""
+    found: dict[str, Path] = {}
+    for folder in task_dirs():
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def get_task(name: str) -> TaskCard:
+    """Load and validate the card of task ``name``; an unknown name lists the known ones."""
+    cards = task_cards()
+    if name not in cards:
+        known = ", ".join(sorted(cards)) or "(none)"
+        raise KeyError(f"unknown task {name!r}; known tasks: {known} "
+                       f"(add a card {name}.yaml to a folder in $MMADA_TASKS_DIR or check the spelling)")
+    return load_card(cards[name])

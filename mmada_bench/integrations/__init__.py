@@ -1,0 +1,1 @@
+"""Bridges to other evaluation tools (lm-eval's ``--model mmada``)."""

@@ -1,0 +1,3 @@
+"""Running tasks: shared types (:mod:`.types`), planning (:mod:`.planning`), the dispatcher by output type
+(:mod:`.runner`), the text path (:mod:`.text_path`) and the text-to-image path (:mod:`.text_to_image`), item and
+leaderboard records (:mod:`.records`), resume progress (:mod:`.progress`) and sharding (:mod:`.distributed`)."""

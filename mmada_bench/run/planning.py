@@ -1,0 +1,95 @@
+"""Planning a run: a card + settings -> the items with their exact prompts (no model needed), and the run id.
+
+The sampler preset of a task is chosen in one place (:func:`resolve_preset`); a text-to-image card gets its
+prompt set instead of a dataset (:mod:`mmada_bench.data.prompt_sets`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from mmada_bench.cards.prompts import build_prompt, fewshot_plan, prompt_hash
+from mmada_bench.cards.schema import TaskCard, VariantSpec
+from mmada_bench.data.images import ItemImageError, image_digest, image_source
+from mmada_bench.data.loading import TaskData, load_task_data
+from mmada_bench.data.prompt_sets import load_prompt_set
+from mmada_bench.models.smoke import preset_name
+from mmada_bench.run.types import PlannedItem, RunSettings, TaskPlan
+from mmada_ref.sampling.presets import PRESETS, Preset, get_preset
+
+
+def resolve_preset(card: TaskCard, variant: VariantSpec, settings: RunSettings, smoke: bool) -> Preset:
+    """The task's sampler preset: ``--preset``, the smoke model's, the variant's or the card's; its kind must fit."""
+    name = preset_name(settings.preset, variant.preset or card.preset, card.output_kind, smoke)
+    preset = get_preset(name)
+    if preset.kind != card.output_kind:
+        fitting = ", ".join(sorted(n for n, p in PRESETS.items() if p.kind == card.output_kind))
+        raise ValueError(f"{card.name}: preset {name!r} is a {preset.kind} preset; this task's outputs "
+                         f"({card.output_type}) need one of {fitting}")
+    return preset
+
+
+def plan_task(card: TaskCard, settings: RunSettings, smoke: bool = False) -> TaskPlan:
+    """Load the task's items and build every prompt; malformed rows become planned errors."""
+    variant_name = settings.variant or card.default_variant
+    variant = card.variant(variant_name)
+    preset = resolve_preset(card, variant, settings, smoke)
+    if card.output_kind == "image":
+        return _plan_prompt_set(card, variant_name, variant, preset, settings)
+    stop = list(variant.stop if variant.stop is not None else card.stop)
+    data = load_task_data(card, settings.data_dir, require_data=settings.require_data, image_dir=settings.image_dir)
+    items = data.items[: settings.limit] if settings.limit is not None else data.items
+    shots = fewshot_plan(card, data.fewshot_pool, len(items))
+    planned = []
+    for item, item_shots in zip(items, shots):
+        if item.error:
+            planned.append(PlannedItem(item, error=item.error))
+            continue
+        try:
+            prompt, messages = build_prompt(card, variant, item.doc, item_shots)
+        except KeyError as exc:
+            planned.append(PlannedItem(item, error=f"malformed row {item.index}: {exc.args[0]}; fix the row"))
+            continue
+        planned.append(_with_image(card, data, PlannedItem(item, prompt, messages, prompt_hash(prompt, messages))))
+    return TaskPlan(card, variant_name, variant, preset, stop, data, planned)
+
+
+def _plan_prompt_set(card: TaskCard, variant_name: str, variant: VariantSpec, preset: Preset,
+                     settings: RunSettings) -> TaskPlan:
+    """Text-to-image: the prompt set's items; empty prompts become planned errors."""
+    data = load_prompt_set(card, settings.prompts, settings.data_dir)
+    items = data.items[: settings.limit] if settings.limit is not None else data.items
+    planned = []
+    for item in items:
+        if item.error:
+            planned.append(PlannedItem(item, error=item.error))
+            continue
+        if not str(item.doc.get("prompt", "")).strip():
+            planned.append(PlannedItem(item, error=f"empty prompt (item {item.item_id}, row {item.index} of "
+                                                   f"{data.source}): write a prompt or remove the row"))
+            continue
+        prompt, _ = build_prompt(card, variant, item.doc, [])
+        planned.append(PlannedItem(item, prompt, None, prompt_hash(prompt, None)))
+    return TaskPlan(card, variant_name, variant, preset, [], data, planned)
+
+
+def _with_image(card: TaskCard, data: TaskData, planned: PlannedItem) -> PlannedItem:
+    """Attach the item's image source (image tasks); its digest joins the prompt hash. A missing image is an error."""
+    if not card.dataset.image_field:
+        return planned
+    try:
+        planned.image = image_source(planned.item.doc, card.dataset.image_field, data.extra.get("image_dir"))
+        planned.prompt_hash = hashlib.sha256((planned.prompt_hash + image_digest(planned.image)).encode()).hexdigest()
+    except (ItemImageError, OSError) as exc:
+        planned.image, planned.error = None, f"item {planned.item.item_id}: {exc}"
+    return planned
+
+
+def compute_run_id(model, plans: list[TaskPlan], settings: RunSettings) -> str:
+    """``<model-name>-<12 hex>`` from everything that can change the outputs."""
+    payload = {"model": model.fingerprint(), "model_name": model.name, "tasks": [p.describe() for p in plans],
+               "seed": settings.seed, "limit": settings.limit, "dtype": settings.dtype,
+               "batch_size": settings.batch_size}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model.name)}-{digest}"

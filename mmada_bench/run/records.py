@@ -1,0 +1,103 @@
+"""What a finished task leaves behind: leaderboard rows, per-item table rows and the run manifest."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from mmada_bench import __version__
+from mmada_bench.metrics import SET_METRICS
+from mmada_bench.metrics.intervals import mean_with_ci
+from mmada_bench.results.environment import git_sha, package_versions, utc_now
+from mmada_bench.results.store import atomic_write_bytes
+from mmada_bench.run.types import RunContext, TaskPlan
+
+
+def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extra_settings: dict | None = None) -> dict:
+    """The leaderboard columns shared by every metric row of a task (provenance, settings, speed)."""
+    settings, model = ctx.settings, ctx.model
+    n_errors = sum(1 for r in records if r.get("error"))
+    wall = sum(r.get("wall_share_s", 0.0) for r in records)
+    generated = [r for r in records if r.get("nfe") or r.get("n_generated_tokens") or r.get("raw_output")]
+
+    def mean(key):
+        return sum(r.get(key) or 0 for r in generated) / len(generated) if generated else None
+
+    settings_json = json.dumps({**plan.preset.to_dict(), "stop": plan.stop, "batch_size": settings.batch_size,
+                                "dtype": settings.dtype, **(extra_settings or {})}, sort_keys=True)
+    prompt_hash = hashlib.sha256("".join(r["prompt_hash"] for r in records).encode()).hexdigest()
+    return {
+        "run_id": ctx.run_id, "model_name": model.name, "model_family": model.family,
+        "model_fingerprint": model.fingerprint(), "model_is_smoke": bool(getattr(model, "is_smoke", False)),
+        "task": plan.card.name, "task_version": plan.card.version, "variant": plan.variant_name,
+        "protocol": json.dumps(dataclasses.asdict(plan.card.protocol), sort_keys=True), "n_errors": n_errors,
+        "split": plan.data.split, "dataset_source": plan.data.source, "dataset_fingerprint": plan.data.fingerprint,
+        "preset": plan.preset.name, "generation_settings": settings_json, "prompt_hash": prompt_hash,
+        "card_hash": plan.card.content_hash(), "seed": settings.seed, "limit": settings.limit,
+        "batch_size": settings.batch_size, "dtype": settings.dtype, "device": settings.device,
+        "git_sha": git_sha(), "package_versions": json.dumps(package_versions(), sort_keys=True),
+        "harness_version": __version__, "started_at": ctx.started_at, "finished_at": utc_now(),
+        "wall_s": wall, "items_per_s": (len(generated) / wall) if wall > 0 else None,
+        "mean_latency_s": mean("latency_s"), "mean_nfe": mean("nfe"),
+        "mean_generated_tokens": mean("n_generated_tokens"),
+    }
+
+
+def item_metric_rows(plan: TaskPlan, records: list[dict], common: dict) -> list[dict]:
+    """One row per per-item metric of the card: the mean with its confidence interval."""
+    rows = []
+    for metric in plan.card.metrics:
+        values = [float(r["scores"].get(f"{metric.name}/{metric.filter}", 0.0)) for r in records]
+        rows.append({**common, **mean_with_ci(values), "metric": metric.name, "filter": metric.filter,
+                     "is_primary": (metric.name, metric.filter) == plan.primary, "breakdown": None, "unit": "fraction"})
+    return rows
+
+
+def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: list) -> list[dict]:
+    """Call each of the card's set metrics once with every item; a failing metric adds its message to ``errors``."""
+    if not plan.card.set_metrics:
+        return []
+    entries = [{"item_id": p.item.item_id, "doc": p.item.doc, "output": r.get("output", ""), "error": r.get("error")}
+               for p, r in zip(plan.items, records)]
+    rows = []
+    for spec in plan.card.set_metrics:
+        try:
+            values = SET_METRICS.get(spec.name)(entries, dict(spec.options))
+        except Exception as exc:  # noqa: BLE001 - the items are stored; only this metric is missing
+            errors.append(f"{plan.card.name}: set metric {spec.name}/{spec.filter} failed: {type(exc).__name__}: {exc} "
+                          f"(the generated items are kept; fix the cause and re-run the same command to score them)")
+            continue
+        for v in values:
+            rows.append({**common, "metric": v["metric"], "filter": spec.filter, "value": v["value"],
+                         "ci_low": None, "ci_high": None, "ci_method": "none (set metric)",
+                         "n": v.get("n") if v.get("n") is not None else len(records),
+                         "breakdown": v.get("breakdown"), "unit": v.get("unit", "fraction"),
+                         "is_primary": (v["metric"], spec.filter) == plan.primary})
+    return rows
+
+
+def item_table_rows(records: list[dict], run_id: str, task: str) -> list[dict]:
+    """Stored item records as rows of the per-item Parquet table (nested fields as JSON)."""
+    return [{**r, "run_id": run_id, "task": task, "extracted": json.dumps(r.get("extracted") or {}, ensure_ascii=False),
+             "scores": json.dumps(r.get("scores") or {}), "stats": json.dumps(r.get("stats") or {})}
+            for r in records]
+
+
+def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
+    """Write runs/<run_id>/manifest.json (keeping the first start time); returns started_at."""
+    path = Path(ctx.run_dir) / "manifest.json"
+    started_at = utc_now()
+    if path.exists():
+        try:
+            started_at = json.loads(path.read_text()).get("started_at", started_at)
+        except json.JSONDecodeError:
+            pass
+    model, settings = ctx.model, ctx.settings
+    manifest = {"run_id": ctx.run_id, "started_at": started_at, "updated_at": utc_now(),
+                "model": {"name": model.name, "family": model.family, "fingerprint": model.fingerprint(),
+                          "is_smoke": bool(getattr(model, "is_smoke", False)), "spec": settings.model},
+                "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
+                "tasks": [p.describe() for p in plans], "git_sha": git_sha(), "packages": package_versions()}
+    atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
+    return started_at

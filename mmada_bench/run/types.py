@@ -1,0 +1,102 @@
+"""The types every part of a run shares: settings, planned items, task plans, the run's context and outcome."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from mmada_bench.cards.schema import TaskCard, VariantSpec
+from mmada_bench.data.loading import Item, TaskData
+from mmada_ref.sampling.presets import Preset
+
+
+class RunBusy(RuntimeError):
+    """Another process holds the same run."""
+
+
+@dataclass
+class RunSettings:
+    """Everything ``run`` needs besides the model object."""
+
+    tasks: list[str]
+    model: Optional[str] = None  # --model; None = packaged smoke model
+    limit: Optional[int] = None
+    data_dir: Optional[str] = None
+    output_dir: str = "leaderboards"
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 1
+    preset: Optional[str] = None  # overrides the cards' presets
+    seed: int = 1234
+    variant: Optional[str] = None  # overrides the cards' default variants
+    run_id: Optional[str] = None
+    retry_errors: bool = False  # regenerate items stored with a model error
+    require_data: bool = False  # fail instead of falling back to the bundled smoke subsets
+    image_dir: Optional[str] = None  # folder of image files for items that name them (e.g. COCO val2014)
+    prompts: Optional[str] = None  # text-to-image prompt set: .txt/.jsonl/.parquet file or HF dataset id
+    scorers: dict = field(default_factory=dict)  # t2i scorer options (mmada_bench.metrics.image_metrics.OPTION_FLAGS)
+    progress: bool = True
+
+
+@dataclass
+class PlannedItem:
+    """One item with its rendered prompt (or the reason it cannot be asked)."""
+
+    item: Item
+    prompt: str = ""
+    messages: Optional[list] = None
+    prompt_hash: str = ""
+    error: Optional[str] = None
+    image: Any = None  # image source (bytes / path / PIL) of image tasks, decoded when generating
+
+
+@dataclass
+class TaskPlan:
+    """A task ready to run: its card, variant, sampler preset, stop strings, data and planned items."""
+
+    card: TaskCard
+    variant_name: str
+    variant: VariantSpec
+    preset: Preset
+    stop: list[str]
+    data: TaskData
+    items: list[PlannedItem]
+
+    @property
+    def primary(self) -> tuple[str, str]:
+        """(metric, filter) of the headline number for this plan's variant."""
+        return self.card.primary(self.variant_name)
+
+    def describe(self) -> dict:
+        """What identifies the plan's outputs (part of the run id and the manifest)."""
+        return {"task": self.card.name, "version": self.card.version, "variant": self.variant_name,
+                "card_hash": self.card.content_hash(), "preset": self.preset.to_dict(), "stop": self.stop,
+                "split": self.data.split, "dataset_fingerprint": self.data.fingerprint,
+                "n_items": len(self.items)}
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: leaderboard rows, per-task errors and where things were written."""
+
+    run_id: str
+    model_name: str
+    rows: list[dict] = field(default_factory=list)
+    task_errors: dict = field(default_factory=dict)
+    generated: int = 0
+    resumed: int = 0
+    output_dir: str = ""
+
+
+@dataclass
+class RunContext:
+    """Where one run writes and what every task path of it shares."""
+
+    settings: RunSettings
+    model: Any
+    run_id: str
+    output_dir: Path
+    run_dir: Path
+    started_at: str
+    dist: Any  # mmada_bench.run.distributed.DistContext
+    outcome: RunOutcome

@@ -1,0 +1,147 @@
+"""Stages 1 and 2 on tiny models: losses fall, checkpoints load in the official format, resume continues."""
+import json
+
+import pytest
+import torch
+
+from mmada_ref import MMaDAModelLM
+from mmada_ref.training.demo import DEFAULT_MODEL, demo_stages, write_synthetic_data
+from mmada_ref.training.plot import read_metrics
+from mmada_ref.training.stages import load_stage, stage_from_dict
+from mmada_ref.training.trainer import Trainer, latest_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only contend on a shared 2-core machine
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    data = write_synthetic_data(tmp_path_factory.mktemp("data"))
+    return demo_stages(data, DEFAULT_MODEL, steps=30)
+
+
+def _mean(records, key, part):
+    values = [r[key] for r in records]
+    n = max(1, len(values) // 4)
+    return sum(values[:n] if part == "first" else values[-n:]) / n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stage1", "stage2"])
+def test_loss_falls_on_synthetic_task(stages, name, tmp_path):
+    Trainer(stage_from_dict(stages[name]), tmp_path, resume=False).train()
+    records = read_metrics(tmp_path)
+    assert len(records) == 15
+    for key in ("loss", "loss_t2i", "loss_lm", "loss_mmu"):
+        first, last = _mean(records, key, "first"), _mean(records, key, "last")
+        assert last < 0.8 * first, (key, first, last)
+    assert (tmp_path / "curves" / "loss.png").stat().st_size > 1000
+
+
+def test_stage2_batches_use_the_thinking_format_and_mask_responses_only(stages, tmp_path):
+    cfg = stage_from_dict(stages["stage2"])
+    trainer = Trainer(cfg, tmp_path, resume=False)
+    builder, tokens, tok = trainer.step_fn.builder, trainer.tokens, trainer.tokenizer
+    batch = builder.next()
+    for ids, lengths in ((batch.lm_ids, batch.lm_answer_lengths), (batch.mmu_ids, batch.mmu_answer_lengths)):
+        assert (lengths > 0).all()
+        for row in ids.tolist():
+            header = max(i for i, t in enumerate(row) if t == tokens.end_header)
+            assert tokens.mask not in row[: header + 1]  # the prompt is never masked
+    clean = builder.formatter.chat_ids("What is 1 plus 2?", "<think> x </think> 3")
+    text = tok.decode(clean)
+    assert "<think>" in text and "</think> 3" in text and "reasoning process" in text
+
+
+def test_checkpoint_round_trip_and_resume(stages, tmp_path):
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["train"].update(max_steps=4, save_every=2, log_every=1)
+    cfg = stage_from_dict(stage)
+    first = Trainer(cfg, tmp_path)
+    first.train()
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt.name == "step-0000004"
+    loaded = MMaDAModelLM.from_pretrained(ckpt)
+    trained = first.accelerator.unwrap_model(first.model).state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in loaded.state_dict().items())
+    assert not torch.equal(loaded.state_dict()["model.transformer.wte.weight"],
+                           MMaDAModelLM.from_pretrained(DEFAULT_MODEL).state_dict()["model.transformer.wte.weight"])
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "magvitv2"):
+        assert (ckpt / name).exists(), name
+    from mmada_bench.models.loader import resolve_model
+
+    assert resolve_model(str(ckpt)).model.config.d_model == loaded.config.d_model
+
+    resumed = Trainer(cfg, tmp_path, max_steps=6)
+    assert resumed.step == 4
+    assert resumed.optimizer.state_dict()["state"]  # optimiser moments came back
+    resumed.train()
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5, 6]
+    assert latest_checkpoint(tmp_path).name == "step-0000006"
+
+
+def test_shipped_stage_configs_parse(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "train"
+    kinds = {}
+    for path in sorted(root.glob("*.yaml")):
+        cfg = load_stage(path, {"model.path": str(DEFAULT_MODEL)})
+        kinds[cfg.name] = cfg.kind
+    assert kinds == {"stage1": "unified", "stage2": "unified", "stage3": "grpo"}
+
+
+def test_config_errors_are_actionable():
+    with pytest.raises(ValueError, match="unknown key"):
+        stage_from_dict({"model": {"path": "x"}, "optim": {"learning_rate": 1e-4}})
+    with pytest.raises(ValueError, match="model.path"):
+        stage_from_dict({"data": {"sources": [{"path": "a.jsonl"}]}}).validate()
+    with pytest.raises(ValueError, match="kind"):
+        stage_from_dict({"model": {"path": "x"}, "data": {"sources": [{"path": "a", "kind": "video"}]}}).validate()
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def test_bf16_gradient_checkpointing_and_accumulation(stages, tmp_path, fresh_accelerate_state):
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["model"]["gradient_checkpointing"] = True
+    stage["train"].update(max_steps=3, mixed_precision="bf16", gradient_accumulation_steps=2, save_every=100)
+    trainer = Trainer(stage_from_dict(stage), tmp_path, resume=False)
+    assert trainer.accelerator.unwrap_model(trainer.model).gradient_checkpointing
+    record = trainer.train()
+    assert all(v == v and abs(v) < 1e4 for v in record.values())  # finite
+    adam_steps = {int(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()}
+    assert adam_steps == {3}  # 6 micro-batches, 3 optimiser steps
+    assert trainer.scheduler.scheduler.last_epoch == 3
+
+
+def test_bad_rows_get_clear_errors(tmp_path):
+    from mmada_ref.training.data import ImageCodes, read_rows
+
+    codes = ImageCodes(None, num_vq_tokens=4, codebook_size=64)
+    with pytest.raises(ValueError, match="MAGVIT indices"):
+        codes({"image_codes": [1, 2, 3, 300]})
+    with pytest.raises(ValueError, match="num_vq_tokens=4"):
+        codes({"image_codes": [1, 2, 3]})
+    with pytest.raises(FileNotFoundError, match="MAGVIT-v2 folder"):
+        codes({"image": "x.png"})
+    with pytest.raises(ValueError, match="unsupported data format"):
+        (tmp_path / "a.csv").write_text("x")
+        read_rows(tmp_path / "a.csv")
+    (tmp_path / "b.jsonl").write_text('{"text": 1}\n{broken\n')
+    with pytest.raises(ValueError, match="b.jsonl:2"):
+        read_rows(tmp_path / "b.jsonl")

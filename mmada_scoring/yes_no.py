@@ -52,16 +52,14 @@ def yorn_extraction(text: str) -> str:
 
 
 def mmada_post_process(text: str, dataset: str = "POPE") -> str:
-    """Map a raw MMaDA generation to Yes/No the way MMaDA's VLMEvalKit wrapper does.
+    """Map a raw MMaDA generation to Yes/No the way MMaDA's VLMEvalKit wrapper does (``post_process_response``
+    of ``evaluation/VLMEvalKit/vlmeval/vlm/mmada/mmada.py``, for a Y/N dataset).
 
-    Substring tests on the lower-cased text ("not", "know", "cannot" contain "no"):
-    only "yes" -> Yes; only "no" -> No; both or neither -> by prefix yes/no, else unchanged.
-    The fixture does not pin whether MME's 3-word cut runs before or after the mapping; it
-    runs first here (the two orders agree unless the first 3 words and the full text differ
-    in which of yes/no they contain).
+    Substring tests on the lower-cased text ("not", "know", "cannot" contain "no"): only "yes" -> Yes; only
+    "no" -> No; otherwise by the stripped text's prefix yes / no. Only when none of these applies and the
+    dataset name contains "MME", a response longer than 10 characters with more than 3 words is cut to its
+    first 3 words; anything else is returned unchanged (the wrapper strips the result afterwards).
     """
-    if dataset.upper() == "MME" and len(text) > 10 and len(text.split()) > 3:
-        text = " ".join(text.split()[:3])
     lowered = text.lower()
     has_yes, has_no = "yes" in lowered, "no" in lowered
     if has_yes and not has_no:
@@ -73,4 +71,6 @@ def mmada_post_process(text: str, dataset: str = "POPE") -> str:
         return "Yes"
     if stripped.startswith("no"):
         return "No"
+    if "MME" in dataset and len(text) > 10 and len(text.split()) > 3:
+        return " ".join(text.split()[:3])
     return text

@@ -85,6 +85,7 @@ class VariantSpec:
     prefix: str = ""  # text put before the whole few-shot prompt
     chat: bool = False  # send the prompt as one user message through the model's chat template
     system_prompt: Optional[str] = None  # chat system message (chat variants only)
+    chat_eot: Optional[str] = None  # end-of-turn text of the chat template; "<eot_id>" = the official eval strings
     preset: Optional[str] = None  # overrides the card's preset
     stop: Optional[list[str]] = None  # overrides the card's stop strings
     template: Optional[str] = None  # overrides prompt.template (e.g. another framework's instruction)
@@ -145,6 +146,7 @@ class TaskCard:
     module: Optional[str] = None  # optional module imported first (registers task-specific filters/metrics)
     variants: dict[str, VariantSpec] = field(default_factory=lambda: {"default": VariantSpec()})
     default_variant: str = "default"
+    family_variants: dict[str, str] = field(default_factory=dict)  # model family -> its default variant
     stop: list[str] = field(default_factory=list)
     filters: dict[str, list[str]] = field(default_factory=dict)  # name -> chain of registered filters
     set_metrics: list[SetMetricSpec] = field(default_factory=list)  # metrics over the whole item set
@@ -156,6 +158,10 @@ class TaskCard:
     def output_kind(self) -> str:
         """``text`` or ``image``: the kind of sampler preset (and runner path) this card's outputs need."""
         return OUTPUT_TYPES[self.output_type]
+
+    def default_variant_for(self, family: Optional[str]) -> str:
+        """The default variant for a model family (the protocol its authors ran), else ``default_variant``."""
+        return self.family_variants.get(family or "", self.default_variant)
 
     def variant(self, name: Optional[str]) -> VariantSpec:
         """The variant ``name`` (the default variant for None)."""
@@ -198,6 +204,9 @@ def _check_references(card: TaskCard) -> None:
         raise CardError(f"field 'output_type': {card.output_type!r} is not one of {', '.join(OUTPUT_TYPES)}")
     if card.default_variant not in card.variants:
         raise CardError(f"field 'default_variant': {card.default_variant!r} is not a key of 'variants' ({', '.join(card.variants)})")
+    for family, name in card.family_variants.items():
+        if name not in card.variants:
+            raise CardError(f"field 'family_variants.{family}': {name!r} is not a key of 'variants' ({', '.join(card.variants)})")
     presets = [("preset", card.preset)] + [(f"variants.{k}.preset", v.preset) for k, v in card.variants.items() if v.preset]
     for where, name in presets:
         _check_preset(where, name, card.output_kind)

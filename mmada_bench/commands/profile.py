@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from mmada_bench.models.loader import ModelLoadError
+from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
 from mmada_bench.profiling.store import read_profiles, upsert_profiles
 from mmada_bench.profiling.suite import ProfileSettings, markdown_table, run_profiles
 from mmada_bench.results.leaderboard import read_leaderboard
@@ -45,7 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per setting (default: 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (default: 1)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="auto", choices=DTYPES,
+                        help="model dtype (default: auto = bfloat16 on CUDA, float32 on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="leaderboards", help="where profiles.parquet and the plots go")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -63,7 +64,7 @@ def main(args) -> int:
         model=args.model, tasks=[t.strip() for t in args.tasks.split(",") if t.strip()],
         presets=[p.strip() for p in args.presets.split(",") if p.strip()] if args.presets else None,
         batch_sizes=batch_sizes, prompt_length=args.prompt_length, t2i_max_text_len=args.t2i_max_text_len,
-        repeats=args.repeats, warmup=args.warmup, device=args.device, dtype=args.dtype, seed=args.seed,
+        repeats=args.repeats, warmup=args.warmup, device=args.device, dtype=resolve_dtype(args.dtype, args.device), seed=args.seed,
         output_dir=args.output_dir)
     try:
         rows = run_profiles(settings)

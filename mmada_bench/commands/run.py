@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from mmada_bench.commands.show import format_ci, format_value
-from mmada_bench.models.loader import ModelLoadError
+from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
 from mmada_bench.models.smoke import NO_MODEL_WARNING
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunBusy, RunSettings
@@ -48,8 +48,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--require-data", action="store_true", help="fail instead of falling back to the smoke subsets")
     parser.add_argument("--output-dir", default="leaderboards", help="where results go (default: leaderboards/)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                        help="model dtype (default: float32)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPES,
+                        help="model dtype (default: auto = bfloat16 on CUDA as the official runs, float32 on the CPU)")
     parser.add_argument("--batch-size", type=int, default=1, help="prompts per generate() call (default: 1)")
     parser.add_argument("--preset", default=None, help="sampler preset for every task (default: each card's preset), e.g. fast, ci")
     parser.add_argument("--seed", type=int, default=1234, help="base seed; item i uses seed+i (default: 1234)")
@@ -82,7 +82,7 @@ def main(args) -> int:
         return 2
     settings = RunSettings(
         tasks=[t.strip() for t in args.tasks.split(",") if t.strip()], model=args.model, limit=args.limit,
-        data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=args.dtype,
+        data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=resolve_dtype(args.dtype, args.device),
         batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
         prompts=args.prompts, scorers=_scorer_options(args), progress=not args.no_progress)

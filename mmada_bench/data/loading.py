@@ -217,10 +217,27 @@ def _to_items(card: TaskCard, rows: list, split: str, path) -> list[Item]:
         if error:
             error = f"malformed row {index} in {path}: {error}; fix or remove the row"
         items.append(Item(index, item_id, doc, error))
+    check_items(card, items, path)
     return items
 
 
-def _hf_cached(hf_id: str) -> bool:
+def check_items(card: TaskCard, items: list[Item], source) -> None:
+    """An empty split or duplicate item ids are dataset errors (a duplicate would overwrite another item's result)."""
+    if not items:
+        raise DatasetSchemaError(f"{card.name}: {source} holds no items; point --data-dir at the full split")
+    seen: dict[str, int] = {}
+    duplicates = []
+    for item in items:
+        if item.item_id in seen:
+            duplicates.append(item.item_id)
+        seen[item.item_id] = item.index
+    if duplicates:
+        shown = ", ".join(repr(d) for d in sorted(set(duplicates))[:5])
+        raise DatasetSchemaError(f"{card.name}: duplicate item ids in {source} ({len(set(duplicates))} ids, e.g. {shown}; "
+                                 f"field {card.dataset.id_field!r}); make the ids unique or drop the duplicated rows")
+
+
+def hf_cached(hf_id: str) -> bool:
     """Cheap check that the HF caches may hold ``hf_id`` (avoids importing `datasets` for nothing)."""
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
     datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets"))
@@ -231,7 +248,7 @@ def _hf_cached(hf_id: str) -> bool:
 
 def _load_hf(card: TaskCard) -> Optional[TaskData]:
     ds = card.dataset
-    if not _hf_cached(ds.hf_id):
+    if not hf_cached(ds.hf_id):
         return None
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -28,7 +28,8 @@ from mmada_bench.data.loading import (
     DatasetSchemaError,
     Item,
     TaskData,
-    _hf_cached,
+    check_items,
+    hf_cached,
 )
 from mmada_bench.data.rows import ROW_SUFFIXES, RowFileError, read_rows
 
@@ -133,17 +134,13 @@ def _to_items(card: TaskCard, rows: list, split: str, where) -> list[Item]:
         if error:
             error = f"malformed row {index} in {where}: {error}; fix or remove the row"
         items.append(Item(index, item_id, doc, error))
-    seen: dict[str, int] = {}
-    for item in items:  # image files and resume are keyed by item id: duplicates would overwrite each other
-        if item.item_id in seen and not item.error:
-            item.error = f"duplicate id {item.item_id!r} (rows {seen[item.item_id]} and {item.index}); make the ids unique"
-        seen.setdefault(item.item_id, item.index)
+    check_items(card, items, where)  # image files and resume are keyed by item id
     return items
 
 
 def _load_hf(card: TaskCard, hf_id: str, split: str) -> Optional[TaskData]:
     """A prompt set from the offline Hugging Face cache, or None when it is not cached."""
-    if not _hf_cached(hf_id):
+    if not hf_cached(hf_id):
         return None
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

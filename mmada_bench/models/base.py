@@ -31,6 +31,8 @@ class GenerationRequest:
         image: an optional PIL image (understanding tasks).
         stop: stop strings; generation may end at the first one.
         seed: per-item seed, so results do not depend on batch composition.
+        chat_eot: the end-of-turn text the chat template closes a turn with (``None``: the template's
+            ``<|eot_id|>`` token; ``"<eot_id>"``: the literal text of MMaDA's evaluation prompts).
     """
 
     item_id: str
@@ -39,6 +41,7 @@ class GenerationRequest:
     image: Any = None
     stop: list[str] = field(default_factory=list)
     seed: Optional[int] = None
+    chat_eot: Optional[str] = None
 
 
 @dataclass

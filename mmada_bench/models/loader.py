@@ -47,6 +47,25 @@ def detect_family(folder: Path) -> str:
                          f"{', '.join(sorted(FAMILY_BY_MODEL_TYPE))} or any transformers causal LM type (hf-causal)")
 
 
+#: --dtype choices; "auto" = bfloat16 on CUDA (as every official run), float32 elsewhere
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The concrete dtype of ``--dtype`` on ``device`` (what the manifest records)."""
+    if dtype == "auto":
+        return "bfloat16" if str(device).startswith("cuda") else "float32"
+    return dtype
+
+
+def family_of(spec: str | None) -> str:
+    """The model family ``spec`` would load as, without loading it (the smoke default is an MMaDA checkpoint)."""
+    if spec is None:
+        return FAMILY_BY_MODEL_TYPE["mmada"]
+    folder = Path(spec).expanduser()
+    return detect_family(folder) if folder.is_dir() else spec.split(":", 1)[0]
+
+
 def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float32", **options):
     """Return a loaded model for ``spec`` (name, name:options, folder, or None for the default)."""
     if spec is None:

@@ -24,6 +24,7 @@ from mmada_ref.magvit import MAGVITv2
 from mmada_ref.prompting import Prompting, left_pad
 from mmada_ref.sampling.text import generate_text
 from mmada_ref.text_tokenizer import encode_chat, load_text_tokenizer
+from mmada_scoring.gsm8k import truncate_at_stops
 
 
 class MMaDAEvalModel:
@@ -70,10 +71,10 @@ class MMaDAEvalModel:
                                    should_stop=should_stop)
         elapsed = time.perf_counter() - start
         results = []
-        for row in sample.generated.tolist():
+        for row, request in zip(sample.generated.tolist(), requests):
             useful = self._useful(row)
             results.append(GenerationResult(
-                text=self._decode(useful), n_generated_tokens=len(useful), nfe=sample.stats.nfe,
+                text=self.decode_generation(row, request.stop), n_generated_tokens=len(useful), nfe=sample.stats.nfe,
                 latency_s=elapsed / len(requests),
                 stats={"tokens_per_step": sample.stats.mean_tokens_per_step, "stopped_early": sample.stopped_early,
                        "batch_size": len(requests), "prompt_tokens": len(prompts[0])}))
@@ -82,7 +83,8 @@ class MMaDAEvalModel:
     # --- helpers --------------------------------------------------------------------------------
     def _prompt_ids(self, request: GenerationRequest) -> list[int]:
         if request.messages:
-            text_ids = encode_chat(self.tokenizer, request.messages)
+            text_ids = encode_chat(self.tokenizer, request.messages,
+                                   **({"eot": request.chat_eot} if request.chat_eot is not None else {}))
         else:
             text_ids = [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
         if request.image is None:
@@ -110,8 +112,16 @@ class MMaDAEvalModel:
             self._vq = MAGVITv2.from_pretrained(self._vq_path).to(self.device).eval()
         return self._vq
 
+    def decode_generation(self, row: list[int], stop: list[str]) -> str:
+        """The official decoding (``evaluation/lm/eval_llada.py``): decode every generated id with the special
+        tokens written out, cut at the first stop string, then decode that text again without special tokens.
+        Text after an EOS / EoT token is kept (as officially), leftover masks vanish with the special tokens."""
+        text = self.tokenizer.decode(row, skip_special_tokens=False)
+        text = truncate_at_stops(text, stop)
+        return self._decode(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def _useful(self, row: list[int]) -> list[int]:
-        """Generated ids before the first EOS / EoT, without leftover masks."""
+        """Generated ids before the first EOS / EoT, without leftover masks (the generated-token count)."""
         stop = {self.tokens.eos, self.tokens.eot_id}
         out = []
         for t in row:

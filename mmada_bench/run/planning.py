@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Optional
 
 from mmada_bench.cards.prompts import build_prompt, fewshot_plan, prompt_hash
 from mmada_bench.cards.schema import TaskCard, VariantSpec
@@ -30,9 +31,11 @@ def resolve_preset(card: TaskCard, variant: VariantSpec, settings: RunSettings, 
     return preset
 
 
-def plan_task(card: TaskCard, settings: RunSettings, smoke: bool = False) -> TaskPlan:
-    """Load the task's items and build every prompt; malformed rows become planned errors."""
-    variant_name = settings.variant or card.default_variant
+def plan_task(card: TaskCard, settings: RunSettings, smoke: bool = False, family: Optional[str] = None) -> TaskPlan:
+    """Load the task's items and build every prompt; malformed rows become planned errors.
+
+    Without ``--variant`` the variant is the card's default for the model ``family`` (``family_variants``)."""
+    variant_name = settings.variant or card.default_variant_for(family)
     variant = card.variant(variant_name)
     preset = resolve_preset(card, variant, settings, smoke)
     if card.output_kind == "image":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmada_bench.cards.discovery import get_task
-from mmada_bench.models.loader import resolve_model
+from mmada_bench.models.loader import family_of, resolve_model
 from mmada_bench.results.store import file_lock
 from mmada_bench.run import distributed
 from mmada_bench.run.planning import compute_run_id, plan_task
@@ -28,10 +28,11 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
     """Run every task of ``settings``; a task whose card or data fails is reported and skipped."""
     dist = distributed.context(settings.device)  # world size 1 unless launched by torchrun / accelerate
     smoke = model is None and settings.model is None  # the packaged smoke model (cheap presets, labelled smoke)
+    family = model.family if model is not None else family_of(settings.model)
     plans, task_errors = [], {}
     for name in settings.tasks:
         try:
-            plans.append(plan_task(get_task(name), settings, smoke=smoke))
+            plans.append(plan_task(get_task(name), settings, smoke=smoke, family=family))
         except (KeyError, ValueError, FileNotFoundError) as exc:
             task_errors[name] = exc.args[0] if exc.args else str(exc)
     if model is None and plans:

@@ -101,7 +101,8 @@ def generate_items(plan: TaskPlan, ctx: RunContext, store_path: Path) -> list[di
             if not batch:
                 continue
             requests = [GenerationRequest(p.item.item_id, p.prompt, p.messages, image, plan.stop,
-                                          settings.seed + p.item.index) for p, image in zip(batch, images)]
+                                          settings.seed + p.item.index, plan.variant.chat_eot)
+                        for p, image in zip(batch, images)]
             t0 = time.perf_counter()
             results = _generate_batch(ctx.model, requests, plan.preset)
             share = (time.perf_counter() - t0) / len(batch)

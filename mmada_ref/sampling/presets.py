@@ -68,11 +68,12 @@ _I = ImageSamplerSettings
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     # --- text reasoning -------------------------------------------------------------------------
-    Preset("gsm8k-paper", _T(gen_length=256, steps=256, block_length=64),
+    # the official generate() never stops early: text after an EOS still reaches the stop-string cut
+    Preset("gsm8k-paper", _T(gen_length=256, steps=256, block_length=64, stop_at_eos=False),
            "MMaDA evaluation/lm/eval.sh: gen_length 256, steps 256, block 64, temperature 0"),
-    Preset("math500-paper", _T(gen_length=512, steps=256, block_length=64),
-           "MMaDA paper Sec. 3 (block 64, 2 tokens/step, low-confidence); length 512 for MATH500"),
-    Preset("text-paper", _T(gen_length=1024, steps=512, block_length=64),
+    Preset("math500-paper", _T(gen_length=1024, steps=512, block_length=64, stop_at_eos=False),
+           "MMaDA paper Sec. 3: N=1024, N/2 steps, block 64, low-confidence remasking (MATH500)"),
+    Preset("text-paper", _T(gen_length=1024, steps=512, block_length=64, stop_at_eos=False),
            "MMaDA paper Sec. 3: N=1024, N/2 steps, block 64, low-confidence remasking"),
     # --- understanding --------------------------------------------------------------------------
     Preset("mmu-vlmevalkit", _T(gen_length=2, steps=2, block_length=2),

@@ -15,9 +15,13 @@ Deliberate differences from the official code (see docs/deliberate_differences.m
 * The official training path adds a float 0/1 bias (padding merely down-weighted); we mask.
 
 K/V caching for Fast-dLLM-style samplers: a forward with ``kv_cache=KVCache()`` and
-``cache_write=True`` stores every layer's (rotated) keys and values of the full sequence; a later
-forward with ``cache_start=s`` runs only the given tokens (positions ``s .. s+n-1``) and reads the
-keys/values of every other position from the cache.
+``cache_write=True`` stores every layer's (rotated) keys and values of the full sequence (into the
+cache's preallocated buffers when their shape matches); a later forward with ``cache_start=s`` runs
+only the given tokens (positions ``s .. s+n-1``), writes their keys/values into the buffers in place
+and attends over the whole buffer (no per-step concatenation).
+
+RoPE sin/cos tables are computed once per model for ``max(max_sequence_length, needed)`` positions
+and sliced; grouped-query attention uses SDPA's ``enable_gqa`` where torch has it.
 """
 from __future__ import annotations
 
@@ -73,9 +77,42 @@ def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.T
     return (xf * cos + rotate_half(xf) * sin).to(x.dtype)
 
 
+def _probe_gqa() -> bool:
+    """True when ``F.scaled_dot_product_attention`` accepts ``enable_gqa`` (torch >= 2.5)."""
+    try:
+        q, kv = torch.zeros(1, 2, 1, 4), torch.zeros(1, 1, 1, 4)
+        F.scaled_dot_product_attention(q, kv, kv, enable_gqa=True)
+        return True
+    except (TypeError, RuntimeError):
+        return False
+
+
+#: Whether attention uses SDPA's grouped-query support; set False to force the repeat path.
+SDPA_GQA = _probe_gqa()
+
+
+def grouped_attention(q, k, v, mask=None, use_gqa: Optional[bool] = None) -> torch.Tensor:
+    """Bidirectional SDPA of ``q`` ``[B, H, n, D]`` over ``k``/``v`` ``[B, H_kv, L, D]`` (H a multiple of H_kv).
+
+    ``use_gqa`` (default :data:`SDPA_GQA`): pass ``enable_gqa=True`` instead of repeating K/V over heads.
+    """
+    rep = q.shape[1] // k.shape[1]
+    if rep == 1:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
+    if SDPA_GQA if use_gqa is None else use_gqa:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False,
+                                              enable_gqa=True)
+    k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0, is_causal=False)
+
+
 @dataclass
 class KVCache:
-    """Per-layer rotated keys/values ``[B, H_kv, L, D]`` of a full sequence (see module docstring)."""
+    """Per-layer rotated keys/values ``[B, H_kv, L, D]`` of a full sequence (see module docstring).
+
+    The buffers are allocated by the first full write and reused (copied into) by later writes of the
+    same shape; :meth:`update` overwrites a window in place and returns the whole buffers.
+    """
 
     keys: list = field(default_factory=list)
     values: list = field(default_factory=list)
@@ -86,6 +123,35 @@ class KVCache:
     def reset(self) -> None:
         self.keys.clear()
         self.values.clear()
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store layer ``layer``'s full-sequence keys/values (in place when a buffer of that shape exists)."""
+        if layer == 0 and self.keys and not _same_layout(self.keys[0], k):
+            self.reset()
+        if layer < len(self.keys):
+            self.keys[layer].copy_(k)
+            self.values[layer].copy_(v)
+        elif layer == len(self.keys):
+            self.keys.append(k.clone(memory_format=torch.contiguous_format))  # own buffers, never aliases
+            self.values.append(v.clone(memory_format=torch.contiguous_format))
+        else:
+            raise ValueError(f"KVCache: layer {layer} written before layer {len(self.keys)}")
+
+    def update(self, layer: int, start, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Overwrite positions ``start .. start+n-1`` (an int, or an index tensor ``[n]``) and return the buffers."""
+        kb, vb = self.keys[layer], self.values[layer]
+        if isinstance(start, torch.Tensor):
+            kb.index_copy_(2, start, k)
+            vb.index_copy_(2, start, v)
+        else:
+            end = start + k.shape[2]
+            kb[:, :, start:end].copy_(k)
+            vb[:, :, start:end].copy_(v)
+        return kb, vb
+
+
+def _same_layout(buffer: torch.Tensor, t: torch.Tensor) -> bool:
+    return buffer.shape == t.shape and buffer.dtype == t.dtype and buffer.device == t.device
 
 
 class Block(nn.Module):
@@ -122,19 +188,10 @@ class Block(nn.Module):
         v = self.v_proj(h).view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
         if kv_cache is not None and cache_write:
-            if layer == 0:
-                kv_cache.reset()
-            kv_cache.keys.append(k)
-            kv_cache.values.append(v)
+            kv_cache.write(layer, k, v)
         elif kv_cache is not None and cache_start is not None:
-            ck, cv = kv_cache.keys[layer], kv_cache.values[layer]
-            end = cache_start + L
-            k = torch.cat((ck[:, :, :cache_start], k, ck[:, :, end:]), dim=2)
-            v = torch.cat((cv[:, :, :cache_start], v, cv[:, :, end:]), dim=2)
-        if self.n_kv_heads != self.n_heads:
-            rep = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=0.0, is_causal=False)
+            k, v = kv_cache.update(layer, cache_start, k, v)
+        out = grouped_attention(q, k, v, key_mask)
         return self.attn_out(out.transpose(1, 2).reshape(B, L, -1))
 
 
@@ -220,27 +277,46 @@ class MMaDAModelLM(PreTrainedModel):
                 position_ids: Optional[torch.LongTensor] = None, output_hidden_states: bool = False,
                 kv_cache: Optional[KVCache] = None, cache_write: bool = False,
                 cache_start: Optional[int] = None, logits_slice: Optional[slice] = None,
-                return_dict: bool = True, **unused) -> MMaDAOutput:
+                return_dict: bool = True, logits_positions=None, compiled_step: bool = False,
+                **unused) -> MMaDAOutput:
         """Run the transformer.
 
         Args:
             input_ids: ``[B, n]`` token ids (the full sequence, or a window when reading a cache).
-            attention_mask: ``[B, L_full]`` padding mask over keys (1/True = attend). ``None`` = no mask.
-            position_ids: RoPE positions ``[n]``; default ``cache_start + arange(n)``.
+            attention_mask: ``[B, L_full]`` padding mask over keys (1/True = attend), or the prepared
+                ``[B, 1, 1, L_full]`` boolean mask of :func:`prepare_attention_mask`. ``None`` = no mask.
+            position_ids: RoPE positions ``[n]``; default ``cache_start + arange(n)`` (cached tables).
             output_hidden_states: also return the input of every block and the final normed state.
             kv_cache: a :class:`KVCache` to fill (``cache_write=True``) or read (``cache_start=s``).
             logits_slice: only project these sequence positions to the vocabulary (saves the LM head).
+            logits_positions: like ``logits_slice`` (takes precedence): a slice, a 1-D index tensor of
+                positions (logits ``[B, k, V]``) or a boolean ``[B, n]`` mask (logits ``[N_true, V]``).
+            compiled_step: run a cache-reading window through ``torch.compile`` (fixed shapes; the
+                first call per shape compiles). Ignored for full forwards.
         """
         if unused.get("attention_bias") is not None:
             raise TypeError("attention_bias is not supported: pass a 2-D padding mask as attention_mask")
-        tr = self.transformer
         B, n = input_ids.shape
         start = cache_start or 0
         if position_ids is None:
-            position_ids = torch.arange(start, start + n, device=input_ids.device)
-        sin, cos = rope_sin_cos(position_ids, self.config.head_dim, self.config.rope_theta)
-        key_mask = _key_padding_mask(attention_mask, B)
+            sin, cos = self.rope_tables(start, n, input_ids.device)
+        else:
+            sin, cos = rope_sin_cos(position_ids, self.config.head_dim, self.config.rope_theta)
+        key_mask = prepare_attention_mask(attention_mask, B)
+        select = logits_slice if logits_positions is None else logits_positions
+        reading = kv_cache is not None and cache_start is not None and not cache_write
+        if compiled_step and reading and not output_hidden_states:
+            index = torch.arange(start, start + n, device=input_ids.device)
+            logits, _ = self._compiled()(input_ids, sin, cos, key_mask, kv_cache, False, index, select, False)
+        else:
+            logits, hidden = self._run(input_ids, sin, cos, key_mask, kv_cache, cache_write, cache_start, select,
+                                       output_hidden_states)
+            return MMaDAOutput(logits=logits, hidden_states=hidden)
+        return MMaDAOutput(logits=logits, hidden_states=None)
 
+    def _run(self, input_ids, sin, cos, key_mask, kv_cache, cache_write, cache_start, select, output_hidden_states):
+        """Embedding -> blocks -> ``ln_f`` -> LM head on the ``select``ed positions; returns (logits, hidden)."""
+        tr = self.transformer
         x = tr.wte(input_ids)
         hidden = [] if output_hidden_states else None
         for i, block in enumerate(tr.blocks):
@@ -253,10 +329,29 @@ class MMaDAModelLM(PreTrainedModel):
         x = tr.ln_f(x)
         if hidden is not None:
             hidden.append(x)
-        if logits_slice is not None:
-            x = x[:, logits_slice]
-        logits = tr.ff_out(x)
-        return MMaDAOutput(logits=logits, hidden_states=tuple(hidden) if hidden is not None else None)
+        if isinstance(select, slice):
+            x = x[:, select]
+        elif isinstance(select, torch.Tensor):
+            x = x[select] if select.dtype == torch.bool else x.index_select(1, select)
+        return tr.ff_out(x), (tuple(hidden) if hidden is not None else None)
+
+    def _compiled(self):
+        """``torch.compile`` of :meth:`_run` (built once per model; shapes are specialised, not dynamic)."""
+        fn = self.__dict__.get("_compiled_run")
+        if fn is None:
+            fn = torch.compile(self._run, dynamic=False)
+            self.__dict__["_compiled_run"] = fn
+        return fn
+
+    def rope_tables(self, start: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """sin/cos ``[n, head_dim]`` of positions ``start .. start+n-1``, sliced from a table computed once
+        for ``max(max_sequence_length, start+n)`` positions (recomputed when longer or on another device)."""
+        table = self.__dict__.get("_rope_table")
+        if table is None or table[0].shape[0] < start + n or table[0].device != device:
+            length = max(int(self.config.max_sequence_length or 0), start + n)
+            table = rope_sin_cos(torch.arange(length, device=device), self.config.head_dim, self.config.rope_theta)
+            self.__dict__["_rope_table"] = table
+        return table[0][start:start + n], table[1][start:start + n]
 
     # --- checkpoint I/O -------------------------------------------------------------------------
     @classmethod
@@ -285,10 +380,15 @@ class MMaDAModelLM(PreTrainedModel):
         return float(batch * (lin + attn))
 
 
-def _key_padding_mask(attention_mask: Optional[torch.Tensor], batch: int) -> Optional[torch.Tensor]:
-    """``[B, L]`` 0/1 or bool -> SDPA boolean mask ``[B, 1, 1, L]`` (None when nothing is padded)."""
+def prepare_attention_mask(attention_mask: Optional[torch.Tensor], batch: int) -> Optional[torch.Tensor]:
+    """``[B, L]`` 0/1 or bool -> SDPA boolean mask ``[B, 1, 1, L]`` (None when nothing is padded).
+
+    A mask that is already ``[B, 1, 1, L]`` boolean passes through, so a sampler can prepare it once.
+    """
     if attention_mask is None:
         return None
+    if attention_mask.dim() == 4 and attention_mask.dtype == torch.bool and attention_mask.shape[1:3] == (1, 1):
+        return attention_mask
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must be a 2-D [batch, length] padding mask, got shape "
                          f"{tuple(attention_mask.shape)}")
@@ -298,6 +398,7 @@ def _key_padding_mask(attention_mask: Optional[torch.Tensor], batch: int) -> Opt
     if not bool(mask.any(dim=-1).all()):
         raise ValueError("attention_mask has a row with no real token")
     return mask[:, None, None, :].expand(batch, 1, 1, mask.shape[-1])
+
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -10,6 +10,10 @@ options:
 * ``threshold``: unmask every masked position of the block whose confidence exceeds it (at least one);
   ``factor``: accept the n best while the n-th confidence is >= 1 - factor/(n+1).
 
+Per call, the K/V cache buffers, the prepared padding mask and the RoPE tables are built once and
+reused by every step; at temperature 0 the float64 softmax runs only on the still-masked rows.
+``compile_step=True`` runs the fixed-shape dual-cache block step through ``torch.compile``.
+
 Confidence and top-k are computed over the active block only (the official code runs a float64
 softmax over the whole sequence; masks outside the active block never compete there either, except
 masks placed inside the prompt, which this sampler leaves alone: a deliberate difference).
@@ -43,10 +47,12 @@ class TextSample:
         return self.sequences[:, self.prompt_length:]
 
 
+@torch.no_grad()
 def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings, mask_id: int,
                   attention_mask: Optional[torch.Tensor] = None, stop_token_ids: Sequence[int] = (),
                   should_stop: Optional[Callable[[list[int]], bool]] = None, official_rng: bool = False,
-                  record_trace: bool = False, refresh_every: Optional[int] = None) -> TextSample:
+                  record_trace: bool = False, refresh_every: Optional[int] = None,
+                  compile_step: bool = False) -> TextSample:
     """Generate ``settings.gen_length`` tokens after left-padded ``prompt_ids`` ``[B, L]``.
 
     Args:
@@ -58,6 +64,8 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
             costly for a real vocabulary), instead of for the active block only.
         record_trace: keep the canvas fed to the model before every call (``[x]`` or ``[x, un_x]`` with CFG).
         refresh_every: with a cache, run a full refreshing forward every this many steps (1 = vanilla).
+        compile_step: with ``cache="dual"``, run the block steps through ``torch.compile`` (the model's
+            ``compiled_step``; off by default, the first step of each shape compiles).
     """
     s = settings
     _check(s)
@@ -67,6 +75,9 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
     x = torch.full((batch, total), mask_id, dtype=torch.long, device=device)
     x[:, :prompt_len] = prompt_ids
     key_mask = _full_mask(attention_mask, batch, total, device)
+    prepare = getattr(model, "prepare_attention_mask", None)
+    if key_mask is not None and prepare is not None:
+        key_mask = prepare(key_mask, batch)  # converted once, not at every step
     prompt_index = x != mask_id
     stats = SamplerStats(batch_size=batch)
     trace: list = []
@@ -75,10 +86,11 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
     parallel = s.threshold is not None or s.factor is not None
     stop_ids = torch.tensor(sorted(set(stop_token_ids)), device=device, dtype=torch.long)
     stopped = False
+    cache = KVCache() if s.cache != "none" else None  # buffers allocated once, refreshed in place
+    compiled = bool(compile_step) and s.cache == "dual"
     for b in range(num_blocks):
         start, end = prompt_len + b * s.block_length, prompt_len + (b + 1) * s.block_length
         schedule = None if parallel else num_transfer_tokens(x[:, start:end] == mask_id, steps_per_block)
-        cache = KVCache() if s.cache != "none" else None
         step = 0
         while True:
             if parallel and (step >= s.block_length or not (x[:, start:end] == mask_id).any()):
@@ -90,8 +102,8 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
             lo = _first_mask(x[:, :end], mask_id, start) if refresh else start
             masked = x[:, lo:end] == mask_id
             logits = _window_logits(model, x, key_mask, prompt_index, mask_id, s.cfg_scale, lo, end,
-                                    cache, refresh, s.cache, stats, trace if record_trace else None)
-            x0, conf = _propose(logits, s, x.shape, lo, end, official_rng)
+                                    cache, refresh, s.cache, stats, trace if record_trace else None, compiled)
+            x0, conf = _propose(logits, s, x.shape, lo, end, official_rng, masked)
             conf = torch.where(masked, conf, torch.full_like(conf, -torch.inf))
             x0 = torch.where(masked, x0, x[:, lo:end])
             if parallel:
@@ -138,7 +150,7 @@ def _first_mask(prefix: torch.Tensor, mask_id: int, start: int) -> int:
 
 
 def _window_logits(model, x, key_mask, prompt_index, mask_id, cfg_scale, start, end, cache, refresh, cache_mode,
-                   stats, trace):
+                   stats, trace, compiled=False):
     """Logits ``[B, end-start, V]`` (CFG-combined), using or refreshing the cache."""
     device = x.device
     if cfg_scale > 0:
@@ -160,14 +172,28 @@ def _window_logits(model, x, key_mask, prompt_index, mask_id, cfg_scale, start, 
                          logits_slice=slice(start, end)).logits
     window_end = end if cache_mode == "dual" else x.shape[1]
     window = x[:, start:window_end]
+    extra = {"compiled_step": True} if compiled else {}
     with stats.timed_call(device, window.numel()):
         out = model(window, attention_mask=key_mask, kv_cache=cache, cache_start=start,
-                    logits_slice=slice(0, end - start)).logits
+                    logits_slice=slice(0, end - start), **extra).logits
     return out
 
 
-def _propose(logits, s: TextSamplerSettings, full_shape, start, end, official_rng):
-    """Candidate tokens and their confidence for the active block."""
+def _propose(logits, s: TextSamplerSettings, full_shape, start, end, official_rng, masked=None):
+    """Candidate tokens and their confidence for the active block.
+
+    At temperature 0 with low-confidence remasking only the ``masked`` rows are scored (row-wise argmax
+    and float64 softmax give the same values as on the whole block; the other rows are discarded).
+    """
+    if masked is not None and s.temperature == 0 and s.remasking == "low_confidence":
+        x0 = torch.zeros(masked.shape, dtype=torch.long, device=logits.device)
+        conf = torch.zeros(masked.shape, dtype=torch.float64, device=logits.device)
+        rows = logits[masked]
+        if rows.shape[0]:
+            best = rows.argmax(dim=-1)
+            x0[masked] = best
+            conf[masked] = F.softmax(rows.double(), dim=-1).gather(-1, best.unsqueeze(-1)).squeeze(-1)
+        return x0, conf
     noise = None
     if s.temperature > 0 and official_rng:  # same RNG draw as torch.rand_like(full logits, float64)
         noise = torch.rand((*full_shape, logits.shape[-1]), dtype=torch.float64, device=logits.device)[:, start:end]

@@ -25,7 +25,6 @@ and sliced; grouped-query attention uses SDPA's ``enable_gqa`` where torch has i
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -36,6 +35,7 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .checkpoint import load_model, save_model
 from .config import MMaDAConfig
 
 
@@ -357,14 +357,10 @@ class MMaDAModelLM(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, path, *args, torch_dtype=None, dtype=None, device=None, config=None, **kwargs):
         """Load an official MMaDA checkpoint folder (single or sharded safetensors), strictly."""
-        from .checkpoint import load_model
-
         return load_model(cls, path, dtype=dtype or torch_dtype, device=device, config=config)
 
     def save_pretrained(self, save_directory, max_shard_size: int | str = "5GB", **kwargs):
         """Write ``config.json`` + safetensors (sharded with an index above ``max_shard_size``)."""
-        from .checkpoint import save_model
-
         save_model(self, save_directory, max_shard_size=max_shard_size)
 
     # --- accounting -------------------------------------------------------------------------------
@@ -398,8 +394,3 @@ def prepare_attention_mask(attention_mask: Optional[torch.Tensor], batch: int) -
     if not bool(mask.any(dim=-1).all()):
         raise ValueError("attention_mask has a row with no real token")
     return mask[:, None, None, :].expand(batch, 1, 1, mask.shape[-1])
-
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -36,6 +36,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from ..image_processing import to_pil
 from ..tokens import SpecialTokens
 from .presets import ImageSamplerSettings
 from .primitives import get_mask_schedule, mask_by_random_topk
@@ -182,8 +183,6 @@ def generate_images(model, magvit, prompting, prompts: Sequence[Union[str, Seque
     ``[0, K-1]`` (as the official callers do) and decodes them with ``magvit.decode_code``.
     ``num_vq_tokens`` is 1024 for the 512 px model (a 32×32 grid).
     """
-    from ..image_processing import to_pil
-
     tokens = prompting.tokens
     if not prompts:
         raise ValueError("generate_images needs at least one prompt")

@@ -1,15 +1,16 @@
 """Shared pytest fixtures.
 
-Every fixture folder is read from one environment variable whose default is the
-project's sibling ``shared/`` folder, so the same tests run on any fixture with the
-same schema:
+Every fixture folder is read from one environment variable whose default lies in the
+repository's own ``tests/fixtures/`` (see ``tests/fixtures/PROVENANCE.md``), so a fresh clone
+runs the whole suite, and the same tests run on any other fixture with the same schema:
 
-* ``MMADA_SHARED_DIR``        root of the shared folder (default ``<repo>/../shared``)
+* ``MMADA_SHARED_DIR``        root with the same layout (default ``<repo>/tests/fixtures``; e.g. ``../shared``)
 * ``MMADA_CONFORMANCE_DIR``   golden outputs of the official code (default ``$SHARED/conformance/mmada-tiny``)
 * ``MMADA_CONFORMANCE_ROOT``  folder with keys_8b.json / keys_magvitv2.json (default ``$SHARED/conformance``)
 * ``MMADA_IMAGEREWARD_DIR``   ImageReward goldens (default ``$SHARED/conformance/imagereward-tiny``)
 * ``MMADA_SCORING_DIR``       reference-scorer outputs (default ``$SHARED/scoring``)
-* ``MMADA_DATA_DIR``          real dataset files (default ``$SHARED/data``)
+* ``MMADA_DATA_DIR``          real dataset files (default ``$SHARED/data``; the vendored copy holds the first rows)
+* ``MMADA_SPEC_DIR``          spec files, e.g. paper_tables.csv (default ``$SHARED/spec``)
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"  # vendored copy of the fixture folders (tests/fixtures/PROVENANCE.md)
 
 
 def _shared() -> Path:
-    return Path(os.environ.get("MMADA_SHARED_DIR", REPO.parent / "shared"))
+    return Path(os.environ.get("MMADA_SHARED_DIR", FIXTURES))
 
 
 def _dir(env: str, default: Path) -> Path:
@@ -57,6 +59,11 @@ def scoring_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return _dir("MMADA_DATA_DIR", _shared() / "data")
+
+
+@pytest.fixture(scope="session")
+def spec_dir() -> Path:
+    return _dir("MMADA_SPEC_DIR", _shared() / "spec")
 
 
 @pytest.fixture(scope="session")

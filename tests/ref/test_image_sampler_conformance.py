@@ -59,12 +59,6 @@ def _record(golden, tag):
     return next(r for r in golden["t2i_generate"] if r["tag"] == tag)
 
 
-def _npz_key(ref: str) -> str:
-    """``"npz:<key> ..."`` -> ``<key>``."""
-    assert ref.startswith("npz:"), ref
-    return ref[len("npz:"):].split()[0]
-
-
 def _cfg_record(golden):
     """The first golden case with classifier-free guidance (it has an unconditional batch)."""
     return next(r for r in golden["t2i_generate"] if r["kwargs"]["guidance_scale"] > 0)
@@ -110,8 +104,8 @@ def runs(model, golden, tokens):
 
 
 @pytest.mark.golden_cases("t2i_generate")
-def test_first_call_logits_match(runs, golden, tolerance, tag):
-    ref = golden["npz"][_npz_key(_record(golden, tag)["first_call_raw_logits"])]
+def test_first_call_logits_match(runs, golden, golden_array, tolerance, tag):
+    ref = golden_array(_record(golden, tag)["first_call_raw_logits"])
     ours = runs[tag].first_call_logits.numpy()
     assert ours.shape == ref.shape  # rows: cond, then uncond when guidance > 0
     assert np.abs(ours - ref).max() <= tolerance(golden, "logits_atol", LOGITS_ATOL)
@@ -153,24 +147,24 @@ def test_num_transfer_tokens(golden):
     assert num_transfer_tokens(torch.tensor(rec["mask_index"]), rec["steps"]).tolist() == rec["out"]
 
 
-def test_mask_by_random_topk_and_gumbel_noise(golden):
-    rec, npz = golden["sampling_primitives"]["mask_by_random_topk"], golden["npz"]
+def test_mask_by_random_topk_and_gumbel_noise(golden, golden_array):
+    rec = golden["sampling_primitives"]["mask_by_random_topk"]
     seed = _seed({"generator": rec["generator"]})
-    probs = torch.from_numpy(npz[_npz_key(rec["probs"])])
+    probs = torch.from_numpy(golden_array(rec["probs"]))
     masking = mask_by_random_topk(torch.tensor(rec["mask_len"]), probs, rec["temperature"],
                                   generator=torch.Generator().manual_seed(seed))
     assert masking.tolist() == rec["masking"]
     noise = gumbel_noise(probs, generator=torch.Generator().manual_seed(seed))
-    assert torch.equal(noise, torch.from_numpy(npz[_npz_key(rec["gumbel_noise_same_generator_state"])]))
+    assert torch.equal(noise, torch.from_numpy(golden_array(rec["gumbel_noise_same_generator_state"])))
 
 
-def test_add_gumbel_noise_argmax(golden):
-    rec, npz = golden["sampling_primitives"]["add_gumbel_noise"], golden["npz"]
-    logits = torch.from_numpy(npz[_npz_key(rec["logits"])])
+def test_add_gumbel_noise_argmax(golden, golden_array):
+    rec = golden["sampling_primitives"]["add_gumbel_noise"]
+    logits = torch.from_numpy(golden_array(rec["logits"]))
     torch.manual_seed(rec["torch_manual_seed"])
     ours = gumbel_argmax(logits, rec["temperature"])
     assert ours.tolist() == rec["argmax"]
-    assert ours.tolist() == npz[_npz_key(rec["out"])].argmax(-1).tolist()
+    assert ours.tolist() == golden_array(rec["out"]).argmax(-1).tolist()
 
 
 def test_other_schedules_and_bad_names():
@@ -195,10 +189,10 @@ def test_compounding_temperature_annealing():
 # --------------------------------------------------------------------------- MAGVIT, prompts, options
 
 
-def test_magvit_decode_of_sampled_batch(runs, magvit, golden, tokens, tolerance):
+def test_magvit_decode_of_sampled_batch(runs, magvit, golden, golden_array, tokens, tolerance):
     codes = runs[_decoded_record(golden)["tag"]].codes.clamp(0, tokens.codebook_size - 1)
     pixels = magvit.decode_code(codes)
-    ref = golden["npz"][_npz_key(golden["magvitv2"]["decode_t2i"])]
+    ref = golden_array(golden["magvitv2"]["decode_t2i"])
     assert pixels.shape == ref.shape
     assert np.abs(pixels.detach().numpy() - ref).max() <= tolerance(golden, "magvit_atol", MAGVIT_ATOL)
 

@@ -1,18 +1,20 @@
 """Shared pytest fixtures.
 
-Every fixture folder is read from one environment variable whose default is the
-project's sibling ``shared/`` folder, so the same tests run on any fixture with the
-same schema:
+Every fixture folder is read from one environment variable whose default lies in the
+repository's own ``tests/fixtures/`` (see ``tests/fixtures/PROVENANCE.md``), so a fresh clone
+runs the whole suite, and the same tests run on any other fixture with the same schema:
 
-* ``MMADA_SHARED_DIR``        root of the shared folder (default ``<repo>/../shared``)
+* ``MMADA_SHARED_DIR``        root with the same layout (default ``<repo>/tests/fixtures``; e.g. ``../shared``)
 * ``MMADA_CONFORMANCE_DIR``   golden outputs of the official code (default ``$SHARED/conformance/mmada-tiny``)
 * ``MMADA_CONFORMANCE_ROOT``  folder with keys_8b.json / keys_magvitv2.json (default ``$SHARED/conformance``)
 * ``MMADA_IMAGEREWARD_DIR``   ImageReward goldens (default ``$SHARED/conformance/imagereward-tiny``)
 * ``MMADA_SCORING_DIR``       reference-scorer outputs (default ``$SHARED/scoring``)
-* ``MMADA_DATA_DIR``          real dataset files (default ``$SHARED/data``)
+* ``MMADA_DATA_DIR``          real dataset files (default ``$SHARED/data``; the vendored copy holds the first rows)
+* ``MMADA_SPEC_DIR``          spec files, e.g. paper_tables.csv (default ``$SHARED/spec``)
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"  # vendored copy of the fixture folders (tests/fixtures/PROVENANCE.md)
 
 
 def _shared() -> Path:
-    return Path(os.environ.get("MMADA_SHARED_DIR", REPO.parent / "shared"))
+    return Path(os.environ.get("MMADA_SHARED_DIR", FIXTURES))
 
 
 def _dir(env: str, default: Path) -> Path:
@@ -60,6 +63,60 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def spec_dir() -> Path:
+    return _dir("MMADA_SPEC_DIR", _shared() / "spec")
+
+
+def fixture_tolerance(fixture: dict, name: str, default: float) -> float:
+    """The tolerance a fixture file states (``fixture["tolerances"][name]``), else ``default``.
+
+    ``default`` is the value the fixture's README recommends; it is used only when the fixture
+    itself carries no such entry.
+    """
+    value = (fixture.get("tolerances") or {}).get(name)
+    return default if value is None else float(value)
+
+
+@pytest.fixture(scope="session")
+def tolerance():
+    """``tolerance(fixture_json, name, default)``: see :func:`fixture_tolerance`."""
+    return fixture_tolerance
+
+
+@functools.cache
+def _golden_json_at(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _golden_json():
+    """golden.json of the conformance fixture at collection time (None when the folder is absent)."""
+    folder = Path(os.environ.get("MMADA_CONFORMANCE_DIR", _shared() / "conformance" / "mmada-tiny"))
+    return _golden_json_at(folder / "golden.json")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "golden_cases(section): parametrize the test's `tag` argument with the tags of every "
+        "record of golden.json[section] (records that document an expected official error are left out)")
+
+
+def pytest_generate_tests(metafunc):
+    """Golden case names come from the fixture: ``@pytest.mark.golden_cases("t2i_generate")``."""
+    marker = metafunc.definition.get_closest_marker("golden_cases")
+    if marker is None:
+        return
+    section = marker.args[0]
+    golden = _golden_json()
+    if golden is None:
+        reason = "conformance fixture golden.json not found (set MMADA_CONFORMANCE_DIR)"
+        metafunc.parametrize("tag", [pytest.param(None, marks=pytest.mark.skip(reason=reason))])
+        return
+    tags = [record["tag"] for record in golden[section] if "error" not in record]
+    assert tags, f"golden.json[{section!r}] has no cases"
+    metafunc.parametrize("tag", tags)
+
+
+@pytest.fixture(scope="session")
 def golden(conformance_dir):
     """golden.json of the conformance fixture plus its npz arrays (``golden['npz']``)."""
     import numpy as np
@@ -67,6 +124,18 @@ def golden(conformance_dir):
     data = json.loads((conformance_dir / "golden.json").read_text())
     data["npz"] = dict(np.load(conformance_dir / "golden.npz"))
     return data
+
+
+def npz_key(ref: str) -> str:
+    """``"npz:<key> <description>"`` (how golden.json points into golden.npz) -> ``<key>``."""
+    assert ref.startswith("npz:"), ref
+    return ref[len("npz:"):].split()[0]
+
+
+@pytest.fixture(scope="session")
+def golden_array(golden):
+    """``golden_array("npz:<key> ...")``: the golden.npz array that a golden.json entry points to."""
+    return lambda ref: golden["npz"][npz_key(ref)]
 
 
 # --- a tiny random open_clip model (CLIP-score tests of the scorer and of the t2i task) ----------------------

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,10 +68,8 @@ def test_show_without_results(tmp_path, capsys):
     assert "run `python -m mmada_bench run" in capsys.readouterr().err
 
 
-def test_baselines_parquet_matches_csv(tmp_path):
-    csv_path = Path(os.environ.get("MMADA_SHARED_DIR", REPO.parent / "shared")) / "spec" / "paper_tables.csv"
-    if not csv_path.exists():
-        pytest.skip("shared/spec/paper_tables.csv not found")
+def test_baselines_parquet_matches_csv(tmp_path, spec_dir):
+    csv_path = spec_dir / "paper_tables.csv"
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     committed = pd.read_parquet(REPO / "mmada_bench" / "assets" / "baselines.parquet")

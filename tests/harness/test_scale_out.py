@@ -67,7 +67,8 @@ def _board(out: Path):
 def test_two_processes_match_single_process_and_resume_per_shard(tiny_task, tmp_path, monkeypatch):
     monkeypatch.setenv("MMADA_TASKS_DIR", str(tiny_task / "cards"))
     data = str(tiny_task / "data")
-    env = {**os.environ, "MMADA_TASKS_DIR": str(tiny_task / "cards"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MMADA_TASKS_DIR": str(tiny_task / "cards"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}  # this checkout's code
     env.pop("WORLD_SIZE", None)
     proc = subprocess.run(
         ["torchrun", "--standalone", "--nproc_per_node", "2", str(REPO / "tests" / "harness" / "scale_out_worker.py"), TASK, data,

@@ -9,18 +9,20 @@ from mmada_ref.config import tiny_config
 from mmada_ref.sampling import TextSamplerSettings, get_preset
 from mmada_ref.sampling.text import generate_text
 
-MASK = 296
+CONFIG = tiny_config(n_layers=2)
+MASK = CONFIG.mask_token_id
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return MMaDAModelLM(tiny_config(n_layers=2)).eval()
+    return MMaDAModelLM(CONFIG).eval()
 
 
 @pytest.fixture(scope="module")
 def prompt():
-    return torch.randint(0, 280, (2, 12), generator=torch.Generator().manual_seed(3))
+    # ordinary word ids: the tiny layout puts its special tokens from bos upwards
+    return torch.randint(0, CONFIG.bos_token_id, (2, 12), generator=torch.Generator().manual_seed(3))
 
 
 BASE = TextSamplerSettings(gen_length=16, steps=16, block_length=8)
@@ -77,7 +79,7 @@ def test_early_stop_on_stop_token_and_string(model, prompt):
 
 
 def test_left_padding_is_masked(model, prompt):
-    padded = torch.cat([torch.full((2, 3), 281), prompt], dim=1)
+    padded = torch.cat([torch.full((2, 3), CONFIG.pad_token_id), prompt], dim=1)
     mask = torch.cat([torch.zeros(2, 3, dtype=torch.long), torch.ones_like(prompt)], dim=1)
     a = generate_text(model, padded, BASE, MASK, attention_mask=mask)
     padded2 = padded.clone()

@@ -16,7 +16,7 @@ from mmada_scoring.item_table import MissingColumnError
 
 pytestmark = pytest.mark.scoring
 
-REL_TOL = 1e-9  # same pycocoevalcap code on both sides
+REL_TOL = 1e-9  # same pycocoevalcap code on both sides (scoring README), unless the fixture states a tolerance
 # fixture per-item field -> (variant, key of our per-item record)
 PER_ITEM_FIELDS = {
     "prediction_ptb_tokenized": ("lmms_eval", "prediction_tokenized"),
@@ -27,30 +27,35 @@ PER_ITEM_FIELDS = {
 ITEM_IDENTITY_FIELDS = ("img_id", "prediction")
 
 
-def _close(ours: float, reference: float) -> bool:
-    return math.isclose(ours, reference, rel_tol=REL_TOL, abs_tol=0.0)
+@pytest.fixture(scope="module")
+def rel_tol(flickr_expected, tolerance):
+    return tolerance(flickr_expected, "aggregate_rel", REL_TOL)
 
 
-def _check_lmms_fractions(results, expected, where):
+def _close(ours: float, reference: float, rel_tol: float) -> bool:
+    return math.isclose(ours, reference, rel_tol=rel_tol, abs_tol=0.0)
+
+
+def _check_lmms_fractions(results, expected, where, rel_tol):
     aggregate = results["lmms_eval"]["aggregate"]
     assert set(expected) == set(aggregate), where
     for key, value in expected.items():
-        assert _close(aggregate[key], value), f"{where} {key}: ours {aggregate[key]!r}, reference {value!r}"
+        assert _close(aggregate[key], value, rel_tol), f"{where} {key}: ours {aggregate[key]!r}, reference {value!r}"
 
 
-def _check_lmms_cider_x100(results, expected, where):
+def _check_lmms_cider_x100(results, expected, where, rel_tol):
     ours = results["lmms_eval"]["aggregate_x100"]["CIDEr"]
-    assert _close(ours, expected), f"{where}: ours {ours!r}, reference {expected!r}"
+    assert _close(ours, expected, rel_tol), f"{where}: ours {ours!r}, reference {expected!r}"
 
 
-def _check_vlmevalkit_x100(results, expected, where):
+def _check_vlmevalkit_x100(results, expected, where, rel_tol):
     x100 = results["vlmevalkit"]["aggregate_x100"]
     ours = {"Bleu": [x100[f"Bleu_{n}"] for n in range(1, 5)], "ROUGE_L": x100["ROUGE_L"], "CIDEr": x100["CIDEr"]}
     assert set(expected) == set(ours), where
     for key, value in expected.items():
         pairs = zip(ours[key], value) if isinstance(value, list) else [(ours[key], value)]
         for mine, reference in pairs:
-            assert _close(mine, reference), f"{where} {key}: ours {mine!r}, reference {reference!r}"
+            assert _close(mine, reference, rel_tol), f"{where} {key}: ours {mine!r}, reference {reference!r}"
 
 
 # fixture aggregate key (text before " (") -> checker
@@ -74,7 +79,7 @@ def test_every_fixture_field_has_a_check(flickr_expected):
     assert {key.split(" (")[0] for key in flickr_expected["aggregate"]} <= set(AGGREGATE_CHECKS)
 
 
-def test_per_item_parity(flickr_expected, results):
+def test_per_item_parity(flickr_expected, results, rel_tol):
     for position, expected in enumerate(flickr_expected["per_item"]):
         for field, value in expected.items():
             if field in ITEM_IDENTITY_FIELDS:
@@ -82,13 +87,13 @@ def test_per_item_parity(flickr_expected, results):
                 continue
             variant, key = PER_ITEM_FIELDS[field]
             ours = results[variant]["per_item"][position][key]
-            matches = ours == value if isinstance(value, str) else _close(ours, value)
+            matches = ours == value if isinstance(value, str) else _close(ours, value, rel_tol)
             assert matches, f"image {expected['img_id']} {field}: ours {ours!r}, reference {value!r}"
 
 
-def test_aggregate_parity(flickr_expected, results):
+def test_aggregate_parity(flickr_expected, results, rel_tol):
     for key, expected in flickr_expected["aggregate"].items():
-        AGGREGATE_CHECKS[key.split(" (")[0]](results, expected, key)
+        AGGREGATE_CHECKS[key.split(" (")[0]](results, expected, key, rel_tol)
 
 
 def test_x100_is_the_raw_fraction_times_100(results):

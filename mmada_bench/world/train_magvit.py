@@ -121,8 +121,8 @@ def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, ba
         opt.step()
         step += 1
         if step % log_every == 0:
-            row = {"step": step, "seconds": round(time.time() - start, 1), "loss": float(loss),
-                   "recon": float(rec), "lr": opt.param_groups[0]["lr"]}
+            row = {"step": step, "seconds": round(time.time() - start, 1), "loss": loss.item(),
+                   "recon": rec.item(), "lr": opt.param_groups[0]["lr"]}
             log.append(row)
             print(json.dumps(row), flush=True)
     seconds = time.time() - start

@@ -5,6 +5,8 @@
               seed T) in DIR/corpora
     tokenizer --out DIR [--vocab V]       train the world BPE tokenizer (HF folder with the MMaDA special tokens)
     magvit    --out DIR [--minutes M ...] train the world MAGVIT-v2 (see train_magvit.py)
+    init-model --out DIR --tokenizer DIR --magvit DIR [--d-model D --layers L --heads H]
+              a random-init tiny MMaDA checkpoint (official layout) to start stage 1 from
     oracle    IMAGE... [--prompt P]       world-oracle detections of images (and the prompt score)
 """
 from __future__ import annotations
@@ -39,6 +41,16 @@ def _tokenizer(args) -> int:
 
     tok = train_world_tokenizer(args.out, vocab_size=args.vocab, seed=args.seed, n=args.n)
     print(json.dumps({"out": args.out, "len": len(tok), "first_image_id": len(tok)}))
+    return 0
+
+
+def _init_model(args) -> int:
+    from .init_model import build_world_model
+
+    layout = build_world_model(args.out, args.tokenizer, args.magvit, d_model=args.d_model, n_layers=args.layers,
+                               n_heads=args.heads, mlp_hidden_size=args.mlp or int(round(args.d_model * 2.6875)),
+                               seed=args.seed)
+    print(json.dumps(layout))
     return 0
 
 
@@ -79,6 +91,15 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=DEFAULT_TRAIN_SEED)
     t.add_argument("--n", type=int, default=2000, help="generator rounds of training text")
     sub.add_parser("magvit", help="train the world MAGVIT-v2 (options of train_magvit.py)")
+    i = sub.add_parser("init-model", help="random-init tiny MMaDA checkpoint for the world")
+    i.add_argument("--out", required=True)
+    i.add_argument("--tokenizer", required=True, help="world tokenizer folder (the tokenizer command)")
+    i.add_argument("--magvit", required=True, help="world MAGVIT-v2 folder (the magvit command)")
+    i.add_argument("--d-model", type=int, default=256)
+    i.add_argument("--layers", type=int, default=6)
+    i.add_argument("--heads", type=int, default=8)
+    i.add_argument("--mlp", type=int, default=None, help="MLP hidden size (default 2.6875 * d_model)")
+    i.add_argument("--seed", type=int, default=0)
     o = sub.add_parser("oracle", help="detect world objects in images")
     o.add_argument("images", nargs="+")
     o.add_argument("--prompt", default=None)
@@ -91,4 +112,6 @@ def main(argv=None) -> int:
 
             args.vocab = DEFAULT_VOCAB
         return _tokenizer(args)
+    if args.command == "init-model":
+        return _init_model(args)
     return _oracle(args)

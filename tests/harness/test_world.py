@@ -357,15 +357,26 @@ def test_corpora_rows_have_the_trainer_formats(tmp_path):
         assert all(Path(src.path).is_file() for src in cfg.data.sources)
 
 
-def test_world_tokenizer_round_trips_and_has_every_special_token(tmp_path, task_dir):
+TEST_VOCAB = 512
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    from mmada_bench.world.tokenizer import train_world_tokenizer
+
+    out = tmp_path_factory.mktemp("world_tokenizer")
+    train_world_tokenizer(out, vocab_size=TEST_VOCAB, n=300)
+    return out
+
+
+def test_world_tokenizer_round_trips_and_has_every_special_token(tokenizer_dir, task_dir):
     from mmada_ref.text_tokenizer import format_chat, load_text_tokenizer, special_token_names
     from mmada_ref.tokens import RESERVED_OFFSET_FROM_BOS, RESERVED_TASK_TOKENS, SpecialTokens
 
-    from mmada_bench.world.tokenizer import PROMPT_STRINGS, train_world_tokenizer
+    from mmada_bench.world.tokenizer import PROMPT_STRINGS
 
-    vocab = 512
-    train_world_tokenizer(tmp_path, vocab_size=vocab, n=300)
-    tok = load_text_tokenizer(tmp_path)
+    vocab = TEST_VOCAB
+    tok = load_text_tokenizer(tokenizer_dir)
     names = special_token_names(vocab)
     assert len(tok) == vocab + len(names)
     assert [tok.convert_tokens_to_ids(name) for name in names] == list(range(vocab, vocab + len(names)))
@@ -383,3 +394,26 @@ def test_world_tokenizer_round_trips_and_has_every_special_token(tmp_path, task_
     chat_ids = tok(chat, add_special_tokens=False)["input_ids"]
     assert chat_ids[0] == ids.bos and chat_ids.count(ids.start_header) == 2 and ids.eot_id in chat_ids
     assert tok.decode(chat_ids) == chat
+
+
+def test_world_init_model_has_the_joint_token_layout(tmp_path, tokenizer_dir):
+    from mmada_ref import MMaDAModelLM
+    from mmada_ref.magvit import MAGVITv2
+    from mmada_ref.text_tokenizer import load_text_tokenizer
+    from mmada_ref.tokens import SpecialTokens
+
+    from mmada_bench.world.init_model import VOCAB_MULTIPLE, build_world_model
+    from mmada_bench.world.train_magvit import world_config
+
+    MAGVITv2(world_config(levels=4, codebook_dim=6)).save_pretrained(tmp_path / "vq")
+    layout = build_world_model(tmp_path / "model", tokenizer_dir, tmp_path / "vq", d_model=64, n_layers=1,
+                               n_heads=2, mlp_hidden_size=96)
+    model = MMaDAModelLM.from_pretrained(str(tmp_path / "model"))
+    tok = load_text_tokenizer(tmp_path / "model")
+    ids = SpecialTokens.from_tokenizer(tok, model.config)
+    cfg = model.config
+    assert cfg.llm_vocab_size == len(tok) == ids.image_offset == layout["image_offset"]
+    assert cfg.vocab_size % VOCAB_MULTIPLE == 0 and cfg.vocab_size >= ids.image_offset + cfg.codebook_size
+    assert (cfg.codebook_size, cfg.num_vq_tokens) == (2 ** 6, 16)
+    assert (cfg.bos_token_id, cfg.eos_token_id, cfg.mask_token_id) == (ids.bos, ids.eos, ids.mask)
+    assert MAGVITv2.from_pretrained(tmp_path / "model" / "magvitv2").codebook_size == cfg.codebook_size

@@ -137,6 +137,26 @@ def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, ba
     return metrics
 
 
+def other_programs(n: int) -> dict:
+    """Held-out scenes as 'another program' could draw them: four shapes, jitter -2..+2 (distinct colours,
+    so that neighbouring shapes of one colour cannot merge)."""
+    from .scene import sample_scene
+
+    four = [sample_scene(item_rng(DEFAULT_EVAL_SEED, EVAL_SPLIT, "magvit-four", i), n_objects=4) for i in range(n)]
+    wide = [sample_scene(item_rng(DEFAULT_EVAL_SEED, EVAL_SPLIT, "magvit-jitter2", i), jitter=2) for i in range(n)]
+    return {"four_shapes": four, "jitter2": [s for s in wide if len({o.colour for o in s.objects}) == len(s.objects)]}
+
+
+def evaluate_folder(folder: Path, n: int) -> dict:
+    """Every held-out evaluation of a saved MAGVIT folder (written to ``eval.json``)."""
+    model = MAGVITv2.from_pretrained(folder)
+    heldout = world_scenes(n, EVAL_SPLIT, DEFAULT_EVAL_SEED)
+    report = {"heldout": evaluate(model, heldout), "heldout_jitter0": evaluate(model, _rejitter(heldout, 0))}
+    report.update({f"heldout_{k}": evaluate(model, v) for k, v in other_programs(n).items()})
+    (Path(folder) / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
 def _rejitter(scenes: list, jitter: int) -> list:
     """The same scenes with every object's jitter set to ``(jitter, -jitter)`` (an 'other program' test)."""
     from dataclasses import replace
@@ -159,8 +179,12 @@ def main(argv=None) -> int:
     p.add_argument("--heldout-images", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-only", action="store_true", help="evaluate the MAGVIT already in --out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.eval_only:
+        print(json.dumps(evaluate_folder(args.out, args.heldout_images), indent=1))
+        return 0
     metrics = train(args.out, args.minutes, args.levels, args.ch, args.codebook_dim, args.batch, args.lr,
                     args.train_images, args.heldout_images, args.seed)
     print(json.dumps({k: v for k, v in metrics.items() if k != "log"}, indent=1))

@@ -7,6 +7,7 @@
     magvit    --out DIR [--minutes M ...] train the world MAGVIT-v2 (see train_magvit.py)
     init-model --out DIR --tokenizer DIR --magvit DIR [--d-model D --layers L --heads H]
               a random-init tiny MMaDA checkpoint (official layout) to start stage 1 from
+    score-t2i METADATA.jsonl              world-oracle GenEval-style score of a harness t2i run's images
     oracle    IMAGE... [--prompt P]       world-oracle detections of images (and the prompt score)
 """
 from __future__ import annotations
@@ -51,6 +52,16 @@ def _init_model(args) -> int:
                                n_heads=args.heads, mlp_hidden_size=args.mlp or int(round(args.d_model * 2.6875)),
                                seed=args.seed)
     print(json.dumps(layout))
+    return 0
+
+
+def _score_t2i(args) -> int:
+    from .geneval import score_metadata
+
+    report = score_metadata(args.metadata)
+    if not args.items:
+        report.pop("items")
+    print(json.dumps(report, indent=1))
     return 0
 
 
@@ -100,6 +111,9 @@ def main(argv=None) -> int:
     i.add_argument("--heads", type=int, default=8)
     i.add_argument("--mlp", type=int, default=None, help="MLP hidden size (default 2.6875 * d_model)")
     i.add_argument("--seed", type=int, default=0)
+    st = sub.add_parser("score-t2i", help="oracle score of a t2i run (images/<task>/metadata.jsonl)")
+    st.add_argument("metadata")
+    st.add_argument("--items", action="store_true", help="also list every image's detections")
     o = sub.add_parser("oracle", help="detect world objects in images")
     o.add_argument("images", nargs="+")
     o.add_argument("--prompt", default=None)
@@ -112,6 +126,8 @@ def main(argv=None) -> int:
 
             args.vocab = DEFAULT_VOCAB
         return _tokenizer(args)
+    if args.command == "score-t2i":
+        return _score_t2i(args)
     if args.command == "init-model":
         return _init_model(args)
     return _oracle(args)

@@ -417,3 +417,16 @@ def test_world_init_model_has_the_joint_token_layout(tmp_path, tokenizer_dir):
     assert (cfg.codebook_size, cfg.num_vq_tokens) == (2 ** 6, 16)
     assert (cfg.bos_token_id, cfg.eos_token_id, cfg.mask_token_id) == (ids.bos, ids.eos, ids.mask)
     assert MAGVITv2.from_pretrained(tmp_path / "model" / "magvitv2").codebook_size == cfg.codebook_size
+
+
+def test_t2i_run_metadata_is_scored_with_the_oracle(tmp_path):
+    from mmada_bench.world.geneval import score_metadata
+
+    scene = Scene((WorldObject("green", "square", "bottom left", (10, 10)),))
+    draw(scene).save(tmp_path / "0.png")
+    lines = [{"file": "0.png", "prompt": "a green square in the bottom left"},
+             {"file": "0.png", "prompt": "a green square and a red circle"}]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    report = score_metadata(tmp_path / "metadata.jsonl")
+    assert report["n"] == 2 and report["rate"] == 0.5
+    assert report["by_form"] == {"pair": 0.0, "single_position": 1.0}

@@ -1,0 +1,1 @@
+"""The shapes world (spec/shapes_world.md): scenes, the world oracle, task files, training corpora, tokenizers."""

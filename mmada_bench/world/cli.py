@@ -1,0 +1,133 @@
+"""``python -m mmada_bench.world`` (later ``python -m mmada_bench world``): generate the shapes world.
+
+    generate  --out DIR [--seed S] [--n N] [--train-seed T] [--train-n M] [--magvit DIR] [--only tasks|corpora]
+              evaluation task files (split "world", seed S) in DIR/tasks and training corpora (split "train",
+              seed T) in DIR/corpora
+    tokenizer --out DIR [--vocab V]       train the world BPE tokenizer (HF folder with the MMaDA special tokens)
+    magvit    --out DIR [--minutes M ...] train the world MAGVIT-v2 (see train_magvit.py)
+    init-model --out DIR --tokenizer DIR --magvit DIR [--d-model D --layers L --heads H]
+              a random-init tiny MMaDA checkpoint (official layout) to start stage 1 from
+    score-t2i METADATA.jsonl              world-oracle GenEval-style score of a harness t2i run's images
+    oracle    IMAGE... [--prompt P]       world-oracle detections of images (and the prompt score)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED
+
+
+def _generate(args) -> int:
+    out = Path(args.out)
+    report = {}
+    if args.only in (None, "tasks"):
+        from .tasks import write_tasks
+
+        report["tasks"] = write_tasks(out / "tasks", seed=args.seed, n=args.n)
+    if args.only in (None, "corpora"):
+        from .corpora import write_corpora
+
+        train_seed = args.seed if args.train_seed is None else args.train_seed
+        report["corpora"] = write_corpora(out / "corpora", seed=train_seed, n=args.train_n or 10 * args.n,
+                                          magvit=args.magvit)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _tokenizer(args) -> int:
+    from .tokenizer import train_world_tokenizer
+
+    tok = train_world_tokenizer(args.out, vocab_size=args.vocab, seed=args.seed, n=args.n)
+    print(json.dumps({"out": args.out, "len": len(tok), "first_image_id": len(tok)}))
+    return 0
+
+
+def _init_model(args) -> int:
+    from .init_model import build_world_model
+
+    layout = build_world_model(args.out, args.tokenizer, args.magvit, d_model=args.d_model, n_layers=args.layers,
+                               n_heads=args.heads, mlp_hidden_size=args.mlp or int(round(args.d_model * 2.6875)),
+                               seed=args.seed)
+    print(json.dumps(layout))
+    return 0
+
+
+def _score_t2i(args) -> int:
+    from .geneval import score_metadata
+
+    report = score_metadata(args.metadata)
+    if not args.items:
+        report.pop("items")
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _oracle(args) -> int:
+    from PIL import Image
+
+    from .oracle import detect, score_prompt
+
+    for path in args.images:
+        image = Image.open(path).convert("RGB")
+        row = {"image": path, "objects": [d.__dict__ for d in detect(image)]}
+        if args.prompt:
+            row["score"] = score_prompt(args.prompt, image)
+        print(json.dumps(row))
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["magvit"]:  # every option goes to train_magvit
+        from .train_magvit import main as magvit_main
+
+        return magvit_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m mmada_bench.world", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="evaluation task files and training corpora")
+    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=DEFAULT_EVAL_SEED, help="seed of both splits (split keys differ)")
+    g.add_argument("--n", type=int, default=100, help="images / problems / prompts per evaluation task")
+    g.add_argument("--train-seed", type=int, default=None, help="seed of the training corpora (default --seed)")
+    g.add_argument("--train-n", type=int, default=None, help="rows per corpus file (default 10 * n)")
+    g.add_argument("--magvit", default=None, help="MAGVIT-v2 folder: add image_codes to corpus rows")
+    g.add_argument("--only", choices=("tasks", "corpora"), default=None)
+    t = sub.add_parser("tokenizer", help="train the world BPE tokenizer")
+    t.add_argument("--out", required=True)
+    t.add_argument("--vocab", type=int, default=None, help="BPE tokens before the special range")
+    t.add_argument("--seed", type=int, default=DEFAULT_TRAIN_SEED)
+    t.add_argument("--n", type=int, default=2000, help="generator rounds of training text")
+    sub.add_parser("magvit", help="train the world MAGVIT-v2 (options of train_magvit.py)")
+    i = sub.add_parser("init-model", help="random-init tiny MMaDA checkpoint for the world")
+    i.add_argument("--out", required=True)
+    i.add_argument("--tokenizer", required=True, help="world tokenizer folder (the tokenizer command)")
+    i.add_argument("--magvit", required=True, help="world MAGVIT-v2 folder (the magvit command)")
+    i.add_argument("--d-model", type=int, default=256)
+    i.add_argument("--layers", type=int, default=6)
+    i.add_argument("--heads", type=int, default=8)
+    i.add_argument("--mlp", type=int, default=None, help="MLP hidden size (default 2.6875 * d_model)")
+    i.add_argument("--seed", type=int, default=0)
+    st = sub.add_parser("score-t2i", help="oracle score of a t2i run (images/<task>/metadata.jsonl)")
+    st.add_argument("metadata")
+    st.add_argument("--items", action="store_true", help="also list every image's detections")
+    o = sub.add_parser("oracle", help="detect world objects in images")
+    o.add_argument("images", nargs="+")
+    o.add_argument("--prompt", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        return _generate(args)
+    if args.command == "tokenizer":
+        if args.vocab is None:
+            from .tokenizer import DEFAULT_VOCAB
+
+            args.vocab = DEFAULT_VOCAB
+        return _tokenizer(args)
+    if args.command == "score-t2i":
+        return _score_t2i(args)
+    if args.command == "init-model":
+        return _init_model(args)
+    return _oracle(args)

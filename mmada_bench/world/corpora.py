@@ -1,0 +1,224 @@
+"""Training corpora per stage, in the row formats ``mmada_ref.training.data`` reads (all from ``train`` seeds).
+
+``write_corpora(out, seed, n)`` writes, each file with ``n`` rows:
+
+* ``stage1/``: ``text.jsonl`` ``{"text"}`` (captions, GSM8K ``Question: ... Answer:`` and MATH ``Problem: ...
+  Solution:`` texts), ``mmu.jsonl`` ``{"image", "question", "answer"}`` (captioning), ``t2i.jsonl``
+  ``{"caption", "image"}``;
+* ``stage2/``: ``text_cot.jsonl`` ``{"prompt", "reasoning", "answer"}`` (arithmetic steps), ``mmu_cot.jsonl``
+  ``{"image", "question", "reasoning", "answer"}`` (the objects seen, then the answer), ``t2i.jsonl``;
+* ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}`` (gold answers for the
+  correctness reward), ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
+* ``images/<stream>/<i>.png`` (rows name them by absolute path; with ``magvit`` also ``image_codes``);
+* ``stage{1,2,3}.yaml``: stage configs listing these sources (model paths are placeholders).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import language as L
+from .problems import gsm8k_problem, math_problem
+from .scene import KINDS, Scene, draw, sample_scene
+from .seeds import DEFAULT_TRAIN_SEED, TRAIN_SPLIT, item_rng
+from .tasks import MME_CATEGORIES, POPE_CATEGORIES, kind_ranking, mme_pair, pope_absent, write_jsonl
+
+
+def _pick(rng: np.random.Generator, seq):
+    return seq[int(rng.integers(0, len(seq)))]
+
+
+class ImageStore:
+    """Saves scene images as PNG under ``root/<stream>/`` and remembers them for optional MAGVIT encoding."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.saved: list[tuple[str, Scene]] = []
+
+    def save(self, stream: str, index: int, scene: Scene) -> str:
+        path = self.root / stream / f"{index:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draw(scene).save(path)
+        self.saved.append((str(path), scene))
+        return str(path)
+
+
+def _rng(seed: int, stream: str, i: int) -> np.random.Generator:
+    return item_rng(seed, TRAIN_SPLIT, stream, i)
+
+
+def t2i_caption(rng: np.random.Generator, scene: Scene) -> str:
+    """Every object of the scene, in random order, with cells (3 in 4) or without."""
+    order = [scene.objects[int(i)] for i in rng.permutation(len(scene.objects))]
+    return L.describe(order, with_cells=bool(rng.integers(0, 4)))
+
+
+def gsm8k_text(problem: dict) -> str:
+    return f"Question: {problem['question']}\nAnswer: {problem['answer']}"
+
+
+def math_text(problem: dict) -> str:
+    return f"Problem:\n{problem['problem']}\n\nSolution: {problem['solution']}"
+
+
+# ------------------------------------------------------------------ stage 1
+
+def stage1_text(seed: int, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rng = _rng(seed, "stage1/text", i)
+        kind = int(rng.integers(0, 3))
+        if kind == 0:
+            text = L.captions(sample_scene(rng), rng, k=1)[0].capitalize() + "."
+        elif kind == 1:
+            text = gsm8k_text(gsm8k_problem(rng))
+        else:
+            text = math_text(math_problem(rng))
+        rows.append({"text": text})
+    return rows
+
+
+def stage1_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rng = _rng(seed, "stage1/mmu", i)
+        scene = sample_scene(rng)
+        rows.append({"image": images.save("stage1_mmu", i, scene), "question": _pick(rng, L.CAPTION_QUESTIONS),
+                     "answer": L.captions(scene, rng, k=1)[0]})
+    return rows
+
+
+def t2i_pairs(seed: int, n: int, images: ImageStore, stream: str) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rng = _rng(seed, stream, i)
+        scene = sample_scene(rng)
+        rows.append({"caption": t2i_caption(rng, scene), "image": images.save(stream.replace("/", "_"), i, scene)})
+    return rows
+
+
+# ------------------------------------------------------------------ stage 2
+
+def text_problem(rng: np.random.Generator) -> tuple[str, str, str]:
+    """(question, reasoning, answer) of a GSM8K- or MATH-format problem; answer is the gold value."""
+    if rng.integers(0, 2):
+        p = gsm8k_problem(rng)
+        lines = p["answer"].split("\n")
+        return p["question"], "\n".join(lines[:-1]), lines[-1].removeprefix("#### ").strip()
+    p = math_problem(rng)
+    return p["problem"], p["solution"], p["answer"]
+
+
+def stage2_text(seed: int, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        question, reasoning, answer = text_problem(_rng(seed, "stage2/text", i))
+        shown = f"#### {answer}" if question.endswith("?") else f"The answer is $\\boxed{{{answer}}}$."
+        rows.append({"prompt": question, "reasoning": reasoning, "answer": shown})
+    return rows
+
+
+def image_question(rng: np.random.Generator, ranking: list) -> tuple[Scene, str, str]:
+    """(scene, question, answer) in the POPE, MME or captioning format."""
+    form = int(rng.integers(0, 3))
+    if form == 0:
+        scene = sample_scene(rng)
+        if rng.integers(0, 2):
+            return scene, L.pope_question(*_pick(rng, scene.kinds())), "yes"
+        return scene, L.pope_question(*pope_absent(rng, scene, _pick(rng, POPE_CATEGORIES), ranking)), "no"
+    if form == 1:
+        scene, pair = mme_pair(rng, _pick(rng, MME_CATEGORIES))
+        question, answer = pair[int(rng.integers(0, 2))]
+        return scene, question, answer
+    scene = sample_scene(rng)
+    return scene, L.CAPTION_PROMPT, L.captions(scene, rng, k=1)[0]
+
+
+def stage2_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
+    rows, ranking = [], list(KINDS)
+    for i in range(n):
+        scene, question, answer = image_question(_rng(seed, "stage2/mmu", i), ranking)
+        rows.append({"image": images.save("stage2_mmu", i, scene), "question": question,
+                     "reasoning": L.seen_objects(scene), "answer": answer})
+    return rows
+
+
+# ------------------------------------------------------------------ stage 3
+
+def stage3_text(seed: int, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        question, _, answer = text_problem(_rng(seed, "stage3/text", i))
+        rows.append({"prompt": question, "answer": answer})
+    return rows
+
+
+def stage3_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
+    rows, ranking = [], list(KINDS)
+    for i in range(n):
+        rng = _rng(seed, "stage3/mmu", i)
+        scene, question, answer = image_question(rng, ranking)
+        while answer.lower() not in ("yes", "no"):  # rewards need a checkable gold answer
+            scene, question, answer = image_question(rng, ranking)
+        rows.append({"image": images.save("stage3_mmu", i, scene), "question": question, "answer": answer})
+    return rows
+
+
+def stage3_t2i(seed: int, n: int) -> list[dict]:
+    return [{"caption": L.t2i_prompt(_rng(seed, "stage3/t2i", i))[0]} for i in range(n)]
+
+
+# ------------------------------------------------------------------ writing
+
+STAGE_FILES = {
+    "stage1": [("text.jsonl", "text"), ("mmu.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
+    "stage2": [("text_cot.jsonl", "text"), ("mmu_cot.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
+    "stage3": [("text_prompts.jsonl", "text"), ("mmu_prompts.jsonl", "mmu"), ("t2i_prompts.jsonl", "t2i")],
+}
+
+
+def encode_images(images: ImageStore, magvit_dir: str | Path, batch: int = 256) -> dict:
+    """MAGVIT codes of every saved image: ``{path: [codes]}``."""
+    import torch
+
+    from mmada_ref.magvit import MAGVITv2
+
+    from .train_magvit import to_pixels
+
+    vq = MAGVITv2.from_pretrained(magvit_dir).eval()
+    codes = {}
+    with torch.no_grad():
+        for start in range(0, len(images.saved), batch):
+            chunk = images.saved[start:start + batch]
+            ids = vq.get_code(to_pixels([draw(scene) for _, scene in chunk]))
+            codes.update({path: row for (path, _), row in zip(chunk, ids.tolist())})
+    return codes
+
+
+def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000,
+                  magvit: Optional[str | Path] = None) -> dict:
+    """Write every stage corpus under ``out`` (see the module docstring); returns the manifest."""
+    out = Path(out)
+    images = ImageStore(out / "images")
+    files = {
+        "stage1": [stage1_text(seed, n), stage1_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage1/t2i")],
+        "stage2": [stage2_text(seed, n), stage2_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage2/t2i")],
+        "stage3": [stage3_text(seed, n), stage3_mmu(seed, n, images), stage3_t2i(seed, n)],
+    }
+    codes = encode_images(images, magvit) if magvit else {}
+    for stage, tables in files.items():
+        for (name, _), rows in zip(STAGE_FILES[stage], tables):
+            if codes:
+                rows = [{**r, "image_codes": codes[r["image"]]} if "image" in r else r for r in rows]
+            write_jsonl(rows, out / stage / name)
+    from .stage_configs import write_stage_configs
+
+    configs = write_stage_configs(out, magvit)
+    manifest = {"split": TRAIN_SPLIT, "seed": seed, "rows_per_file": n, "images": len(images.saved),
+                "image_codes": bool(codes), "magvit": str(magvit) if magvit else None,
+                "files": {s: [name for name, _ in STAGE_FILES[s]] for s in STAGE_FILES}, "configs": configs}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

@@ -1,0 +1,129 @@
+"""The world's text: object phrases, captions, question templates and text-to-image prompts."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .scene import CELLS, COLOURS, KINDS, SHAPES, Scene, WorldObject
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
+YES_NO_SUFFIX = " Please answer yes or no."
+CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
+CAPTION_QUESTIONS = (
+    CAPTION_PROMPT,
+    "Describe the image.",
+    "What is in this image?",
+    "Write a short caption for this picture.",
+    "What shapes do you see?",
+)
+
+
+def plural(shape: str) -> str:
+    return f"{shape}s"
+
+
+def object_phrase(colour: str, shape: str, cell: Optional[str] = None) -> str:
+    """``a red circle`` / ``a red circle in the top left``."""
+    base = f"a {colour} {shape}"
+    return f"{base} in the {cell}" if cell else base
+
+
+def join_phrases(parts: Sequence[str]) -> str:
+    """``x``, ``x and y``, ``x, y and z``."""
+    parts = list(parts)
+    if len(parts) <= 2:
+        return " and ".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def count_word(n: int, rng: Optional[np.random.Generator] = None) -> str:
+    """``one``..``three`` or the digit (50/50 with ``rng``, the word without)."""
+    if rng is not None and rng.integers(0, 2):
+        return str(n)
+    return NUMBER_WORDS[n]
+
+
+def describe(objects: Sequence[WorldObject], with_cells: bool = True) -> str:
+    """The objects as one phrase, e.g. ``a red circle in the top left and a blue square in the bottom right``."""
+    return join_phrases([object_phrase(o.colour, o.shape, o.cell if with_cells else None) for o in objects])
+
+
+_CAPTION_TEMPLATES = (
+    "{full}",
+    "{full} on a white background",
+    "a white image with {full}",
+    "there is {full}",
+    "a picture of {bare}",
+    "{count} on a white background: {bare}",
+    "a simple drawing of {full}",
+)
+
+
+def captions(scene: Scene, rng: np.random.Generator, k: int = 5) -> list[str]:
+    """``k`` distinct reference captions of ``scene`` (object order and templates vary)."""
+    out: list[str] = []
+    n = len(scene.objects)
+    count = f"{NUMBER_WORDS[n]} shape" + ("s" if n > 1 else "")
+    for template in [_CAPTION_TEMPLATES[i] for i in rng.permutation(len(_CAPTION_TEMPLATES))]:
+        order = [scene.objects[i] for i in rng.permutation(n)]
+        text = template.format(full=describe(order), bare=describe(order, with_cells=False), count=count)
+        if text not in out:
+            out.append(text)
+        if len(out) == k:
+            break
+    return out
+
+
+def scene_caption(scene: Scene) -> str:
+    """The canonical caption: every object with its cell, in cell order (a t2i training caption)."""
+    return describe(scene.objects)
+
+
+def seen_objects(scene: Scene) -> str:
+    """Reasoning text for image questions: the objects seen, before the answer."""
+    n = len(scene.objects)
+    noun = "shape" if n == 1 else "shapes"
+    return f"I see {NUMBER_WORDS[n]} {noun}: {describe(scene.objects)}."
+
+
+# ------------------------------------------------------------------ questions (fixed forms of the spec)
+
+def pope_question(colour: str, shape: str) -> str:
+    return f"Is there a {colour} {shape} in the image?"
+
+
+def mme_existence(colour: str, shape: str) -> str:
+    return f"Is there a {colour} {shape} in this image?{YES_NO_SUFFIX}"
+
+
+def mme_count(n: str) -> str:
+    return f"Are there {n} shapes in this image?{YES_NO_SUFFIX}"
+
+
+def mme_color(shape: str, colour: str) -> str:
+    return f"Is the {shape} in this image {colour}?{YES_NO_SUFFIX}"
+
+
+def mme_position(colour: str, shape: str, cell: str) -> str:
+    return f"Is the {colour} {shape} in the {cell} of the image?{YES_NO_SUFFIX}"
+
+
+# ------------------------------------------------------------------ text-to-image prompts
+
+def t2i_prompt(rng: np.random.Generator, n_objects: Optional[int] = None, with_cells: Optional[bool] = None
+               ) -> tuple[str, str]:
+    """A prompt naming one or two distinct objects, optionally with distinct cells; returns (prompt, category)."""
+    n = int(n_objects or rng.integers(1, 3))
+    cells = bool(rng.integers(0, 2)) if with_cells is None else with_cells
+    kinds = [KINDS[int(i)] for i in rng.permutation(len(KINDS))[:n]]
+    where = [list(CELLS)[int(i)] for i in rng.permutation(len(CELLS))[:n]]
+    parts = [object_phrase(c, s, cell if cells else None) for (c, s), cell in zip(kinds, where)]
+    category = ("single" if n == 1 else "pair") + ("_position" if cells else "")
+    return join_phrases(parts), category
+
+
+def vocabulary() -> list[str]:
+    """Every content word of the world (colours, shapes and plurals, cells, counts)."""
+    words = list(COLOURS) + list(SHAPES) + [plural(s) for s in SHAPES] + list(CELLS)
+    return words + list(NUMBER_WORDS.values()) + [str(n) for n in NUMBER_WORDS]

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import sys
 
+from mmada_bench.cards.discovery import get_task
 from mmada_bench.results import baselines
-from mmada_bench.results.baselines import protocol_differences
+from mmada_bench.results.baselines import baseline_family, protocol_differences
 from mmada_bench.results.leaderboard import read_leaderboard
 
 HELP = "print a run's results beside the published baselines (protocol differences marked)"
@@ -92,6 +93,14 @@ def format_breakdowns(rows) -> list[str]:
     return lines
 
 
+def _card(task: str):
+    """The task's card (for the protocol variant each baseline family is scored with), or None if it is gone."""
+    try:
+        return get_task(task)
+    except (KeyError, ValueError):
+        return None
+
+
 def format_show(rows, baselines) -> str:
     """Text of the run's rows grouped by task, each followed by its benchmark's baselines."""
     first = rows.iloc[0]
@@ -119,11 +128,17 @@ def format_show(rows, baselines) -> str:
         if matches.empty:
             lines.append(f"  no published baselines for {protocol['benchmark']}")
             continue
-        lines.append(f"  published baselines ({protocol['benchmark']}; * = protocol differs from this card):")
+        card = _card(task)
+        lines.append(f"  published baselines ({protocol['benchmark']}; '=' its model family is scored with this run's "
+                     f"variant [shown], '*' its stated protocol differs from this card):")
         width = max(len(m) for m in matches["model"])
         for _, b in matches.iterrows():
             diffs = protocol_differences(protocol, b.to_dict())
+            variant = card.default_variant_for(baseline_family(b["model_type"])) if card else None
+            mark = ("=" if variant == r0["variant"] else " ") + ("*" if diffs else " ")
             unit = "%" if b["unit"] == "percent" else ""
-            lines.append(f"  {'*' if diffs else ' '} {b['model'].ljust(width)}  {b['benchmark']:<8} {b['value']:>7.{1 if unit else 2}f}{unit}"
-                         + (f"   {'; '.join(diffs)}" if diffs else ""))
+            note = str(b.get("split_or_protocol") or "")
+            lines.append(f"  {mark} {b['model'].ljust(width)}  {b['benchmark']:<8} {b['value']:>7.{1 if unit else 2}f}{unit}"
+                         f"  [{variant or '-'}]" + (f"   {'; '.join(diffs)}" if diffs else "")
+                         + (f"   ({note[:90]}{'...' if len(note) > 90 else ''})" if note else ""))
     return "\n".join(lines)

@@ -21,14 +21,13 @@ original POPE question files).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from mmada_bench.cards.schema import TaskCard
+from mmada_bench.data import hf
 from mmada_bench.data.formats import LOCAL_FORMATS
 from mmada_bench.data.rows import read_rows
 
@@ -82,21 +81,16 @@ def _load(card: TaskCard, data_dir: Optional[str | Path], require_data: bool) ->
         return _load_smoke(card)
     if data_dir is not None:
         folder = Path(data_dir) / (ds.local_dir or card.name)
-        path = _find_split_file(folder, ds.split)
-        other = _read_local_format(card, folder) if path is None else None
-        if other is not None:
-            rows, fingerprint, source = other
-            return TaskData(_to_items(card, rows, ds.split, source), [], f"local:{source}", ds.split, fingerprint,
-                            {"folder": str(folder)})
-        if path is None:
+        found = read_split(folder, ds.split, ds.image_field) or _read_local_format(card, folder)
+        if found is None:
             raise DatasetMissing(
-                f"{card.name}: no {ds.split!r} split under {folder} (looked for {ds.split}.jsonl / {ds.split}.parquet); "
+                f"{card.name}: no {ds.split!r} split under {folder} (looked for {ds.split}.jsonl / {ds.split}.parquet, "
+                f"Hugging Face shards data/{ds.split}-*.parquet, a save_to_disk folder); "
                 f"pass --data-dir DIR with {ds.local_dir or card.name}/{ds.split}.jsonl"
                 + (f" or cache {ds.hf_id} and omit --data-dir" if ds.hf_id else ""))
-        pool = _local_pool(card, folder)
-        rows, fingerprint = read_rows(path)
-        return TaskData(_to_items(card, rows, ds.split, path), pool, f"local:{path}", ds.split, fingerprint,
-                        {"folder": str(folder)})
+        rows, fingerprint, source = found
+        return TaskData(_to_items(card, rows, ds.split, source), _local_pool(card, folder), f"local:{source}", ds.split,
+                        fingerprint, {"folder": str(folder)})
     if ds.hf_id:
         loaded = _load_hf(card)
         if loaded is not None:
@@ -147,10 +141,31 @@ def _mark_incomplete_groups(card: TaskCard, items: list[Item]) -> None:
                 item.error = item.error or message
 
 
-def _find_split_file(folder: Path, split: str) -> Optional[Path]:
+def read_split(folder: Path, split: str, image_field: Optional[str] = None) -> Optional[tuple[list, str, str]]:
+    """``(rows, fingerprint, source)`` of split ``split`` in a task's data folder, in the first layout found:
+    ``<split>.jsonl`` / ``<split>.parquet``; Hugging Face hub shards ``data/<split>-*.parquet`` or
+    ``<split>-*.parquet``; a ``save_to_disk`` folder (``<split>/`` or the folder itself as a DatasetDict).
+    ``None`` when there is none."""
     for suffix in (".jsonl", ".parquet"):
-        if (folder / f"{split}{suffix}").exists():
-            return folder / f"{split}{suffix}"
+        path = folder / f"{split}{suffix}"
+        if path.is_dir():
+            raise DatasetSchemaError(f"{path} is a folder, not a {suffix} file; point --data-dir at the folder that "
+                                     f"holds {split}{suffix}")
+        if path.is_file():
+            rows, fingerprint = read_rows(path)
+            return rows, fingerprint, str(path)
+    shards = sorted(folder.glob(f"data/{split}-*.parquet")) or sorted(folder.glob(f"{split}-*.parquet"))
+    if shards:
+        rows, digest = [], hashlib.sha256()
+        for shard in shards:
+            shard_rows, shard_fingerprint = read_rows(shard)
+            rows.extend(shard_rows)
+            digest.update(shard_fingerprint.encode())
+        return rows, digest.hexdigest(), f"{folder} ({len(shards)} shards of {split})"
+    for saved in (folder / split, folder):
+        if saved.is_dir() and hf.is_saved_dataset(saved):
+            rows, fingerprint = hf.load_saved(saved, split, image_field)
+            return rows, fingerprint, f"{saved} (save_to_disk)"
     return None
 
 
@@ -158,21 +173,21 @@ def _local_pool(card: TaskCard, folder: Path) -> list[dict]:
     split = card.dataset.fewshot_split
     if not split or card.prompt.fewshot.sampler == "fixed" or card.prompt.fewshot.n == 0:
         return []
-    path = _find_split_file(folder, split)
-    if path is None:
+    found = read_split(folder, split)
+    if found is None:
         raise DatasetMissing(f"{card.name}: few-shot split {split!r} missing under {folder}; "
                              f"add {folder.name}/{split}.jsonl (the exemplars are drawn from it)")
-    rows, _ = read_rows(path)
+    rows = found[0]
     return [r for r in rows if isinstance(r, dict) and _row_error(card, r) is None]
 
 
 def _load_smoke(card: TaskCard) -> TaskData:
     folder = SMOKE_DIR / (card.dataset.local_dir or card.name)
-    path = _find_split_file(folder, card.dataset.split)
-    if path is None:
+    found = read_split(folder, card.dataset.split)
+    if found is None:
         raise DatasetMissing(f"{card.name}: no bundled smoke subset at {folder}; pass --data-dir DIR "
                              f"with {card.dataset.local_dir or card.name}/{card.dataset.split}.jsonl")
-    rows, fingerprint = read_rows(path)
+    rows, fingerprint, path = found
     pool = _local_pool(card, folder)
     return TaskData(_to_items(card, rows, SMOKE_SPLIT, path), pool, f"smoke:{path}", SMOKE_SPLIT, fingerprint,
                     {"folder": str(folder)})
@@ -237,40 +252,19 @@ def check_items(card: TaskCard, items: list[Item], source) -> None:
                                  f"field {card.dataset.id_field!r}); make the ids unique or drop the duplicated rows")
 
 
-def hf_cached(hf_id: str) -> bool:
-    """Cheap check that the HF caches may hold ``hf_id`` (avoids importing `datasets` for nothing)."""
-    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets"))
-    hub_cache = Path(os.environ.get("HF_HUB_CACHE", home / "hub"))
-    return ((datasets_cache / hf_id.replace("/", "___")).exists()
-            or (hub_cache / f"datasets--{hf_id.replace('/', '--')}").exists())
-
-
 def _load_hf(card: TaskCard) -> Optional[TaskData]:
+    """The card's ``hf_id`` from the offline Hugging Face cache (read by ``datasets``), or None when not cached."""
     ds = card.dataset
-    if not hf_cached(ds.hf_id):
+    loaded = hf.load_cached(ds.hf_id, ds.hf_config, ds.split, ds.image_field)
+    if loaded is None:
         return None
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import datasets  # datasets is slow to import: loaded only for the HF cache
-
-        split = datasets.load_dataset(ds.hf_id, ds.hf_config, split=ds.split)
-        if ds.image_field and ds.image_field in split.column_names:
-            # keep the encoded bytes ({bytes, path}); images are decoded one at a time when generating
-            split = split.cast_column(ds.image_field, datasets.Image(decode=False))
-        pool = []
-        if ds.fewshot_split and card.prompt.fewshot.sampler != "fixed" and card.prompt.fewshot.n:
-            pool = list(datasets.load_dataset(ds.hf_id, ds.hf_config, split=ds.fewshot_split))
-    except Exception as exc:  # noqa: BLE001 - any cache/offline failure means "not at hand"
-        warnings.warn(f"{card.name}: could not load {ds.hf_id} from the local cache ({type(exc).__name__}: {exc})", stacklevel=3)
-        return None
-    rows = list(split)
-    if ds.image_field:
-        fingerprint = getattr(split, "_fingerprint", None) or hashlib.sha256(repr(rows).encode()).hexdigest()
-        source = f"hf:{ds.hf_id}" + (f"/{ds.hf_config}" if ds.hf_config else "")
-        return TaskData(_to_items(card, rows, ds.split, source), pool, source, ds.split, fingerprint)
-    fingerprint = getattr(split, "_fingerprint", None) or hashlib.sha256(
-        json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    rows, fingerprint = loaded
+    pool = []
+    if ds.fewshot_split and card.prompt.fewshot.sampler != "fixed" and card.prompt.fewshot.n:
+        pool_rows = hf.load_cached(ds.hf_id, ds.hf_config, ds.fewshot_split)
+        if pool_rows is None:
+            raise DatasetMissing(f"{card.name}: {ds.hf_id} is cached without its few-shot split {ds.fewshot_split!r}; "
+                                 f"cache that split too or pass --data-dir")
+        pool = [r for r in pool_rows[0] if isinstance(r, dict) and _row_error(card, r) is None]
     source = f"hf:{ds.hf_id}" + (f"/{ds.hf_config}" if ds.hf_config else "")
     return TaskData(_to_items(card, rows, ds.split, source), pool, source, ds.split, fingerprint)

@@ -17,19 +17,17 @@ task is planned. A file that cannot be read at all is a :class:`~mmada_bench.dat
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Optional
 
 from mmada_bench.cards.schema import TaskCard
+from mmada_bench.data import hf
 from mmada_bench.data.loading import (
     DatasetMissing,
     DatasetSchemaError,
     Item,
     TaskData,
     check_items,
-    hf_cached,
 )
 from mmada_bench.data.rows import ROW_SUFFIXES, RowFileError, read_rows
 
@@ -139,19 +137,9 @@ def _to_items(card: TaskCard, rows: list, split: str, where) -> list[Item]:
 
 
 def _load_hf(card: TaskCard, hf_id: str, split: str) -> Optional[TaskData]:
-    """A prompt set from the offline Hugging Face cache, or None when it is not cached."""
-    if not hf_cached(hf_id):
+    """A prompt set from the offline Hugging Face cache (read by ``datasets``), or None when it is not cached."""
+    loaded = hf.load_cached(hf_id, card.dataset.hf_config if hf_id == card.dataset.hf_id else None, split)
+    if loaded is None:
         return None
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import datasets  # datasets is slow to import: loaded only for the HF cache
-
-        loaded = datasets.load_dataset(hf_id, card.dataset.hf_config if hf_id == card.dataset.hf_id else None, split=split)
-    except Exception as exc:  # noqa: BLE001 - any cache/offline failure means "not at hand"
-        raise DatasetMissing(f"{card.name}: could not load {hf_id} (split {split}) from the offline cache "
-                             f"({type(exc).__name__}: {exc})") from None
-    rows = list(loaded)
-    fingerprint = getattr(loaded, "_fingerprint", None) or hashlib.sha256(
-        json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    rows, fingerprint = loaded
     return TaskData(_to_items(card, rows, split, f"hf:{hf_id}"), [], f"hf:{hf_id}", split, fingerprint)

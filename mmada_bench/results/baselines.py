@@ -68,6 +68,15 @@ def _stated_shots(text: str, benchmark: str) -> list[int]:
     return shots
 
 
+#: baseline ``model_type`` prefix -> the model family whose default protocol (card ``family_variants``) it ran
+BASELINE_FAMILIES = (("unified", "mmada"), ("diffusion LLM", "llada"), ("AR LLM", "hf-causal"))
+
+
+def baseline_family(model_type: str) -> str | None:
+    """The model family of a baseline row (``None`` for understanding-/generation-only models)."""
+    return next((family for prefix, family in BASELINE_FAMILIES if str(model_type).startswith(prefix)), None)
+
+
 def protocol_differences(protocol: dict, baseline: dict) -> list[str]:
     """How a baseline row's protocol differs from a task card's ``protocol`` block (empty = same as far as stated)."""
     notes = []

@@ -98,3 +98,23 @@ def test_duplicate_ids_and_empty_splits_are_errors(tmp_path):
     (tmp_path / "pope" / "test.jsonl").write_text("")
     with pytest.raises(DatasetSchemaError, match="no items"):
         load_task_data(card, tmp_path)
+
+
+def test_show_marks_baselines_scored_with_the_same_variant(tmp_path, data_dir, capsys):
+    from mmada_bench import cli
+    from mmada_bench.results.baselines import baseline_family, load
+
+    out = tmp_path / "out"
+    assert cli.main(["run", "--tasks", "gsm8k", "--model", "dummy", "--limit", "2", "--data-dir", str(data_dir),
+                     "--output-dir", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["show", "--output-dir", str(out)]) == 0
+    text = capsys.readouterr().out
+    card = get_task("gsm8k")
+    rows = load()
+    rows = rows[rows["benchmark"] == card.protocol.benchmark]
+    for _, b in rows.iterrows():
+        variant = card.default_variant_for(baseline_family(b["model_type"]))
+        line = next(line for line in text.splitlines() if f" {b['model']} " in line and f"[{variant}]" in line)
+        assert line.lstrip().startswith("=") == (variant == card.default_variant)  # the dummy run used lm-eval
+    assert any("[mmada-chat]" in line for line in text.splitlines())

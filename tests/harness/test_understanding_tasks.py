@@ -104,12 +104,10 @@ def test_local_parquet_with_embedded_images(tmp_path):
 
 def test_hf_dataset_by_id_keeps_image_bytes(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets")
-    from mmada_bench.data import loading as data_module
 
     source = datasets.Dataset.from_parquet(str(SMOKE_DIR / "pope" / "test.parquet"))
     source = source.cast_column("image", datasets.Image())  # as the hub copy declares it (decoding on)
     asked = []
-    monkeypatch.setattr(data_module, "hf_cached", lambda hf_id: True)
     monkeypatch.setattr(datasets, "load_dataset", lambda hf_id, config=None, split=None: asked.append(hf_id) or source)
     data = load_task_data(get_task("pope"))
     assert asked == ["lmms-lab/POPE"] and data.source == "hf:lmms-lab/POPE"

@@ -13,14 +13,45 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from mmada_bench.cards.discovery import get_task
+from mmada_bench.data.loading import load_task_data
 from mmada_bench.world import language as L
-from mmada_bench.world.oracle import Request, detect, parse_prompt, satisfies, scene_found, score_prompt
-from mmada_bench.world.scene import (CANVAS, CELL, CELLS, CIRCLE_DIAMETER, COLOURS, BACKGROUND, JITTER, KINDS,
-                                     SQUARE_SIDE, TRIANGLE_BASE, TRIANGLE_HEIGHT, Scene, WorldObject, draw,
-                                     sample_scene)
+from mmada_bench.world.oracle import (
+    Request,
+    detect,
+    parse_prompt,
+    satisfies,
+    scene_found,
+    score_prompt,
+)
+from mmada_bench.world.scene import (
+    BACKGROUND,
+    CANVAS,
+    CELL,
+    CELLS,
+    CIRCLE_DIAMETER,
+    COLOURS,
+    JITTER,
+    KINDS,
+    SQUARE_SIDE,
+    TRIANGLE_BASE,
+    TRIANGLE_HEIGHT,
+    Scene,
+    WorldObject,
+    draw,
+    sample_scene,
+)
 from mmada_bench.world.seeds import EVAL_SPLIT, TRAIN_SPLIT, item_rng
-from mmada_bench.world.tasks import (MME_CATEGORIES, POPE_CATEGORIES, TASK_FILE, flickr30k_rows, gsm8k_rows,
-                                     math500_rows, pope_rows, write_tasks)
+from mmada_bench.world.tasks import (
+    MME_CATEGORIES,
+    POPE_CATEGORIES,
+    TASK_FILE,
+    flickr30k_rows,
+    gsm8k_rows,
+    math500_rows,
+    pope_rows,
+    write_tasks,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "mmada_bench" / "assets" / "smoke"
@@ -212,11 +243,8 @@ def test_t2i_prompts_follow_the_packaged_prompt_set(task_dir):
 
 
 def test_harness_loaders_read_the_task_files(task_dir):
-    cards = pytest.importorskip("mmada_bench.cards")
-    data = pytest.importorskip("mmada_bench.data")
     for task in ("pope", "mme", "flickr30k", "gsm8k", "math500"):
-        loaded = data.load_task_data(cards.load_card(REPO / "tasks" / f"{task}.yaml"), data_dir=task_dir,
-                                     require_data=True)
+        loaded = load_task_data(get_task(task), data_dir=task_dir, require_data=True)
         assert loaded.items and not [i.error for i in loaded.items if i.error]
 
 
@@ -333,10 +361,9 @@ def test_pope_rows_popular_uses_frequent_kinds():
 # ------------------------------------------------------------------ corpora and tokenizer
 
 def test_corpora_rows_have_the_trainer_formats(tmp_path):
+    from mmada_bench.world.corpora import STAGE_FILES, write_corpora
     from mmada_ref.training.data import read_rows, think_response
     from mmada_ref.training.stages import load_stage
-
-    from mmada_bench.world.corpora import STAGE_FILES, write_corpora
 
     manifest = write_corpora(tmp_path, seed=0, n=4)
     for stage, files in STAGE_FILES.items():
@@ -370,10 +397,17 @@ def tokenizer_dir(tmp_path_factory):
 
 
 def test_world_tokenizer_round_trips_and_has_every_special_token(tokenizer_dir, task_dir):
-    from mmada_ref.text_tokenizer import format_chat, load_text_tokenizer, special_token_names
-    from mmada_ref.tokens import RESERVED_OFFSET_FROM_BOS, RESERVED_TASK_TOKENS, SpecialTokens
-
     from mmada_bench.world.tokenizer import PROMPT_STRINGS
+    from mmada_ref.text_tokenizer import (
+        format_chat,
+        load_text_tokenizer,
+        special_token_names,
+    )
+    from mmada_ref.tokens import (
+        RESERVED_OFFSET_FROM_BOS,
+        RESERVED_TASK_TOKENS,
+        SpecialTokens,
+    )
 
     vocab = TEST_VOCAB
     tok = load_text_tokenizer(tokenizer_dir)
@@ -397,13 +431,12 @@ def test_world_tokenizer_round_trips_and_has_every_special_token(tokenizer_dir, 
 
 
 def test_world_init_model_has_the_joint_token_layout(tmp_path, tokenizer_dir):
+    from mmada_bench.world.init_model import VOCAB_MULTIPLE, build_world_model
+    from mmada_bench.world.train_magvit import world_config
     from mmada_ref import MMaDAModelLM
     from mmada_ref.magvit import MAGVITv2
     from mmada_ref.text_tokenizer import load_text_tokenizer
     from mmada_ref.tokens import SpecialTokens
-
-    from mmada_bench.world.init_model import VOCAB_MULTIPLE, build_world_model
-    from mmada_bench.world.train_magvit import world_config
 
     MAGVITv2(world_config(levels=4, codebook_dim=6)).save_pretrained(tmp_path / "vq")
     layout = build_world_model(tmp_path / "model", tokenizer_dir, tmp_path / "vq", d_model=64, n_layers=1,

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from mmada_bench.errors import report
+
 COMMANDS: dict[str, str] = {
     "run": "mmada_bench.commands.run",
     "list-tasks": "mmada_bench.commands.list_tasks",
@@ -42,11 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate unified multimodal diffusion models (MMaDA) with the papers' protocols; "
                     "every item is stored, runs resume after interruption, results land in Parquet.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION, epilog=module.EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter, **getattr(module, "PARSER_KWARGS", {}))
+        if not getattr(module, "PARSER_KWARGS", {}).get("add_help") is False:
+            cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="print the full traceback of an unexpected error")
         module.add_arguments(cmd)
         cmd.set_defaults(_main=module.main)
     return parser
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished items are stored; re-run the same command to continue", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one error boundary of the command line
+        return report(exc, debug=args.debug, log_dir=getattr(args, "output_dir", None))
 
 
 if __name__ == "__main__":

@@ -120,14 +120,17 @@ def weight_like_files(path: str | os.PathLike) -> list[Path]:
 
 
 def fingerprint(path: str | os.PathLike, files: Optional[Iterable[Path]] = None, sample_bytes: int = 1 << 20) -> str:
-    """16 hex digits of sha256 over ``config.json`` (canonical JSON) and, for each weight file, its name, size
-    and its first and last ``sample_bytes`` (safetensors headers hold every tensor's name, dtype, shape and
-    offsets). Cheap on 16 GB checkpoints; ``files`` defaults to :func:`weight_like_files`."""
+    """16 hex digits of sha256 over the folder's JSON files (configs, tokenizer files; ``config.json`` as
+    canonical JSON) and, for each weight file, its name, size and its first and last ``sample_bytes``
+    (safetensors headers hold every tensor's name, dtype, shape and offsets). Cheap on 16 GB checkpoints;
+    ``files`` defaults to :func:`weight_like_files`."""
     folder = Path(path)
     h = hashlib.sha256()
-    config = folder / "config.json"
-    if config.exists():
-        h.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
+    for meta in sorted(folder.glob("*.json")):
+        data = meta.read_bytes()
+        if meta.name == "config.json":
+            data = json.dumps(json.loads(data), sort_keys=True).encode()
+        h.update(meta.name.encode() + b"\0" + data)
     for file in sorted(files) if files is not None else weight_like_files(folder):
         size = file.stat().st_size
         h.update(f"{file.name}:{size}".encode())

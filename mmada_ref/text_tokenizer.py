@@ -25,18 +25,29 @@ THINK_SYSTEM_PROMPT = (
 )
 
 
+#: files a local tokenizer folder must hold
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
 def load_text_tokenizer(path: str | os.PathLike):
     """Load a local tokenizer folder (the LLaDA/MMaDA tokenizer) without touching the network."""
-    from transformers import AutoTokenizer  # transformers is slow to import: loaded on use
+    from transformers import (
+        AutoTokenizer,  # transformers is slow to import: loaded on use
+    )
 
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"tokenizer folder {folder} does not exist: pass the checkpoint folder "
                                 "(it must contain tokenizer.json / tokenizer_config.json)")
+    missing = [name for name in TOKENIZER_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"tokenizer folder {folder} lacks {', '.join(missing)}: copy the tokenizer files of the "
+                         "release (the MMaDA / LLaDA tokenizer is a fast tokenizer, tokenizer.json) into it")
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as exc:  # transformers raises several types for a broken folder
-        raise ValueError(f"could not load a tokenizer from {folder}: {exc}") from exc
+    except Exception as exc:  # transformers raises several types (and suggests unrelated installs) for broken files
+        raise ValueError(f"the tokenizer files in {folder} cannot be read ({type(exc).__name__}); re-download "
+                         "tokenizer.json and tokenizer_config.json") from None
 
 
 def format_chat(messages: Sequence[dict], add_generation_prompt: bool = True, eot: str = EOT_ID_TOKEN,
@@ -75,7 +86,9 @@ def build_tiny_tokenizer(corpus: Iterable[str], out_dir: str | os.PathLike, n_te
         pre_tokenizers,
         trainers,
     )
-    from transformers import PreTrainedTokenizerFast  # transformers is slow to import: loaded on use
+    from transformers import (
+        PreTrainedTokenizerFast,  # transformers is slow to import: loaded on use
+    )
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

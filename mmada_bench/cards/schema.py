@@ -272,7 +272,11 @@ def load_card(path: str | Path) -> TaskCard:
         if card.name != path.stem:
             raise CardError(f"field 'name': {card.name!r} must equal the file name {path.stem!r}")
         if card.module:
-            importlib.import_module(card.module)
+            try:
+                importlib.import_module(card.module)
+            except ImportError as exc:
+                raise CardError(f"field 'module': cannot import {card.module!r} ({exc}); fix the module name "
+                                "or install the package that provides it") from None
         _check_references(card)
     except CardError as exc:
         raise CardError(f"{path}: {exc}") from None

@@ -5,6 +5,7 @@ import sys
 import warnings
 
 from mmada_bench.commands.show import format_ci, format_value
+from mmada_bench.errors import UsageError
 from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
 from mmada_bench.models.smoke import NO_MODEL_WARNING
 from mmada_bench.run.runner import run
@@ -78,10 +79,12 @@ def main(args) -> int:
         warnings.warn(NO_MODEL_WARNING)
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        print("error: --batch-size and --limit must be positive integers", file=sys.stderr)
-        return 2
+        raise UsageError("--batch-size and --limit must be positive integers")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if not tasks:
+        raise UsageError("--tasks names no task; pass e.g. --tasks pope,mme (python -m mmada_bench list-tasks)")
     settings = RunSettings(
-        tasks=[t.strip() for t in args.tasks.split(",") if t.strip()], model=args.model, limit=args.limit,
+        tasks=tasks, model=args.model, limit=args.limit,
         data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=resolve_dtype(args.dtype, args.device),
         batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,

@@ -129,16 +129,17 @@ def format_show(rows, baselines) -> str:
             lines.append(f"  no published baselines for {protocol['benchmark']}")
             continue
         card = _card(task)
-        lines.append(f"  published baselines ({protocol['benchmark']}; '=' its model family is scored with this run's "
-                     f"variant [shown], '*' its stated protocol differs from this card):")
+        lines.append(f"  published baselines ({protocol['benchmark']}; * = protocol differs from this card; "
+                     f"[the variant the baseline's model family is scored with]):")
         width = max(len(m) for m in matches["model"])
         for _, b in matches.iterrows():
             diffs = protocol_differences(protocol, b.to_dict())
             variant = card.default_variant_for(baseline_family(b["model_type"])) if card else None
-            mark = ("=" if variant == r0["variant"] else " ") + ("*" if diffs else " ")
+            mark = "*" if diffs else " "
+            same = " = this run" if variant is not None and variant == r0["variant"] else ""
             unit = "%" if b["unit"] == "percent" else ""
             note = str(b.get("split_or_protocol") or "")
             lines.append(f"  {mark} {b['model'].ljust(width)}  {b['benchmark']:<8} {b['value']:>7.{1 if unit else 2}f}{unit}"
-                         f"  [{variant or '-'}]" + (f"   {'; '.join(diffs)}" if diffs else "")
+                         f"  [{variant or '-'}{same}]" + (f"   {'; '.join(diffs)}" if diffs else "")
                          + (f"   ({note[:90]}{'...' if len(note) > 90 else ''})" if note else ""))
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from typing import Optional
 
 # what `datasets` raises for "this id / config / split is not in the offline cache"
 _NOT_CACHED = ("couldn't find", "could not find", "offline", "doesn't exist", "does not exist", "not found",
-               "unknown split", "bad split", "connection")
+               "unknown split", "bad split", "connection", "couldn't reach", "localentrynotfound")
 
 
 def is_saved_dataset(folder: Path) -> bool:
@@ -34,7 +34,7 @@ def load_cached(hf_id: str, config: Optional[str], split: str, image_field: Opti
     try:
         loaded = datasets.load_dataset(hf_id, config, split=split)
     except Exception as exc:  # noqa: BLE001 - any cache miss means "not at hand"; other failures are warned about
-        if not any(marker in str(exc).lower() for marker in _NOT_CACHED):
+        if not any(marker in f"{type(exc).__name__} {exc}".lower() for marker in _NOT_CACHED):
             warnings.warn(f"could not load {hf_id} from the local cache ({type(exc).__name__}: {exc})", stacklevel=3)
         return None
     return _rows(loaded, image_field)

@@ -14,6 +14,7 @@ from typing import Iterable
 
 import torch
 
+from mmada_bench.models.smoke import SMOKE_MARKER
 from mmada_ref import MMaDAModelLM
 from mmada_ref.config import tiny_config
 from mmada_ref.jsonl import read_jsonl
@@ -58,7 +59,7 @@ def build_smoke_checkpoint(out_dir: str | Path, corpus: list[str], n_text_tokens
     MMaDAModelLM(config).save_pretrained(out)
     torch.manual_seed(seed + 1)
     MAGVITv2(magvit_cfg).save_pretrained(out / "magvitv2")
-    (out / "SMOKE_MODEL.md").write_text(
+    (out / SMOKE_MARKER).write_text(
         "# mmada-smoke\n\nRandom weights in the MMaDA layout, for plumbing and CI only. "
         "Built by `python -m mmada_bench.models.build_smoke`. Every result it produces is labelled smoke.\n")
     return out

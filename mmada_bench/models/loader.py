@@ -12,12 +12,14 @@ import json
 import warnings
 from pathlib import Path
 
-from mmada_bench.models.smoke import DEFAULT_MODEL_DIR
+from mmada_bench.models.smoke import DEFAULT_MODEL_DIR, SMOKE_MARKER
 from mmada_bench.registry import MODELS
 from mmada_ref.checkpoint import weight_like_files
 
 # config.json "model_type" (or an architectures entry) -> registered family
 FAMILY_BY_MODEL_TYPE = {"mmada": "mmada", "llada": "llada"}
+# families whose weights are only ever read from safetensors
+SAFETENSORS_FAMILIES = {"mmada", "llada"}
 # any other model_type that transformers maps to AutoModelForCausalLM (llama, qwen2, ...) -> "hf-causal"
 HF_CAUSAL_FAMILY = "hf-causal"
 
@@ -76,18 +78,66 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
         warnings.warn("no --model given and the packaged smoke checkpoint mmada_bench/assets/mmada-smoke/ "
                       "is missing: using the dummy model (results are labelled smoke)", stacklevel=2)
         return MODELS.get("dummy")("dummy", device=device, dtype=dtype, name="dummy-smoke", is_smoke=True)
-    folder = Path(spec).expanduser()
-    if folder.is_dir():
+    check_device(device)
+    folder, folder_options = split_folder_spec(spec)
+    if folder is not None:
         family = detect_family(folder)
-        if not weight_like_files(folder):
+        files = weight_like_files(folder)
+        if not files:
             raise ModelLoadError(f"checkpoint folder {folder} has a config.json but no weights (*.safetensors); "
                                  f"download the weight files into it or point --model at the full checkpoint")
-        return _family(family)(str(folder), device=device, dtype=dtype, **options)
+        if family in SAFETENSORS_FAMILIES and not any(f.suffix == ".safetensors" for f in files):
+            raise ModelLoadError(f"{folder} holds only {', '.join(sorted({f.suffix for f in files}))} weights; only "
+                                 "safetensors are loaded (never unpickled): convert them, e.g. with "
+                                 "safetensors.torch.save_file(torch.load(..., weights_only=True), 'model.safetensors')")
+        try:
+            model = _family(family)(str(folder), device=device, dtype=dtype, **folder_options, **options)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every checkpoint fault becomes one actionable line
+            raise ModelLoadError(f"cannot load the checkpoint {folder}: {type(exc).__name__}: {_first_line(exc)}; "
+                                 "check its config.json, weights and tokenizer files") from None
+        if (folder / SMOKE_MARKER).is_file():  # a packaged / demo checkpoint, however it was passed
+            model.is_smoke = True
+        return model
     family = spec.split(":", 1)[0]
     if family in MODELS.names():
         return _family(family)(spec, device=device, dtype=dtype, **options)
     raise ModelLoadError(f"--model {spec!r} is neither a checkpoint folder nor a known model "
                          f"({', '.join(MODELS.names())}); check the path")
+
+
+def split_folder_spec(spec: str) -> tuple[Path | None, dict]:
+    """``DIR`` or ``DIR:key=value,...`` -> (folder, options); (None, {}) when ``spec`` names no folder."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        return folder, {}
+    head, sep, tail = spec.partition(":")
+    if sep and Path(head).expanduser().is_dir():
+        options = {}
+        for part in filter(None, tail.split(",")):
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise ModelLoadError(f"--model {spec!r}: option {part!r} is not key=value (e.g. DIR:vq_model=PATH)")
+            options[key] = value
+        return Path(head).expanduser(), options
+    return None, {}
+
+
+def check_device(device: str) -> None:
+    """A CUDA device that is not there is an error before anything loads."""
+    if str(device).startswith("cuda"):
+        import torch  # torch: loaded only when a model runs
+
+        index = int(str(device).partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise ModelLoadError(f"--device {device}: no such CUDA device is visible "
+                                 f"({torch.cuda.device_count()} GPU(s)); use --device cpu or check CUDA_VISIBLE_DEVICES")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"
 
 
 def _is_hf_causal(model_type: str) -> bool:

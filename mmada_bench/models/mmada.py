@@ -8,6 +8,7 @@ and laid out as ``<|mmu|> <|soi|> img <|eoi|>`` + the chat prompt (the official 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ class MMaDAEvalModel:
         self.folder = Path(folder)
         self.device = torch.device(device)
         self.model = MMaDAModelLM.from_pretrained(self.folder, torch_dtype=dtype, device=self.device)
-        self.tokenizer = load_text_tokenizer(tokenizer or self.folder)
+        self._tokenizer_path = Path(tokenizer) if tokenizer else self.folder
+        self.tokenizer = load_text_tokenizer(self._tokenizer_path)
         self.tokens = SpecialTokens.from_tokenizer(self.tokenizer, self.model.config)
         self.name = name or self.folder.name
         self.is_smoke = False
@@ -48,30 +50,58 @@ class MMaDAEvalModel:
 
     # --- interface --------------------------------------------------------------------------------
     def fingerprint(self) -> str:
+        """The checkpoint's, the tokenizer's and the image tokenizer's fingerprints together (all change outputs)."""
         if self._fingerprint is None:
-            self._fingerprint = checkpoint_fingerprint(self.folder)
+            folders = [self.folder, self._tokenizer_path, self._vq_path]
+            parts = [checkpoint_fingerprint(f) if f.is_dir() else "-" for f in folders]
+            self._fingerprint = hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
         return self._fingerprint
 
     def generate(self, requests: list[GenerationRequest], preset) -> list[GenerationResult]:
-        """Complete a batch of requests with the text sampler settings of ``preset``."""
+        """Complete a batch of requests with the text sampler settings of ``preset``.
+
+        A prompt that does not fit the model's context with ``gen_length`` new tokens, and a row whose logits were
+        ever NaN / inf, end as error results (never as text); the other rows of the batch are unaffected."""
         if preset.kind != "text":
             raise ValueError(f"preset {preset.name!r} is an {preset.kind} preset; text tasks need a text preset")
         prompts = [self._prompt_ids(r) for r in requests]
+        limit = int(self.model.config.max_sequence_length)
+        results: list[Optional[GenerationResult]] = [None] * len(requests)
+        for i, ids in enumerate(prompts):
+            if len(ids) + preset.settings.gen_length > limit:
+                results[i] = GenerationResult(text="", error=(
+                    f"prompt too long: {len(ids)} tokens + gen_length {preset.settings.gen_length} exceed the model's "
+                    f"max_sequence_length {limit} (no truncation is applied; shorten the prompt or use fewer shots)"))
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            for i, result in zip(todo, self._sample([requests[i] for i in todo], [prompts[i] for i in todo], preset)):
+                results[i] = result
+        return results
+
+    def _sample(self, requests: list[GenerationRequest], prompts: list[list[int]], preset) -> list[GenerationResult]:
         ids, mask = left_pad(prompts, self.tokens.pad)
         seed = requests[0].seed
         if seed is not None:
             torch.manual_seed(seed)
         stops = [s for r in requests for s in r.stop]
         should_stop = (lambda row: any(s in self._decode(row) for s in stops)) if stops else None
+        watch = NonFiniteLogits(len(requests))
+        handle = self.model.register_forward_hook(watch)
         start = time.perf_counter()
-        with torch.no_grad():
+        try:
             sample = generate_text(self.model, ids.to(self.device), preset.settings, self.tokens.mask,
                                    attention_mask=mask.to(self.device),
                                    stop_token_ids=[self.tokens.eos, self.tokens.eot_id] if preset.settings.stop_at_eos else (),
                                    should_stop=should_stop)
+        finally:
+            handle.remove()
         elapsed = time.perf_counter() - start
         results = []
-        for row, request in zip(sample.generated.tolist(), requests):
+        for i, (row, request) in enumerate(zip(sample.generated.tolist(), requests)):
+            if watch.bad[i]:
+                results.append(GenerationResult(text="", error="model produced NaN/inf logits (check the checkpoint's "
+                                                                "weights and --dtype)", nfe=sample.stats.nfe))
+                continue
             useful = self._useful(row)
             results.append(GenerationResult(
                 text=self.decode_generation(row, request.stop), n_generated_tokens=len(useful), nfe=sample.stats.nfe,
@@ -133,6 +163,18 @@ class MMaDAEvalModel:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+class NonFiniteLogits:
+    """A forward hook that records which rows of a batch ever got NaN / inf logits (CFG halves fold onto their row)."""
+
+    def __init__(self, batch: int):
+        self.bad = torch.zeros(batch, dtype=torch.bool)
+
+    def __call__(self, module, args, output) -> None:
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        rows = ~torch.isfinite(logits).flatten(1).all(1)
+        self.bad |= rows.view(-1, self.bad.numel()).any(0).cpu()
 
 
 @register_model("mmada")

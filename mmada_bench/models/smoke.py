@@ -11,6 +11,10 @@ from typing import Optional
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "mmada-smoke"
 
+#: a file in a checkpoint folder that marks it as a smoke / world / demo checkpoint: its results are labelled
+#: smoke however the folder is passed (never shown as a benchmark result)
+SMOKE_MARKER = "SMOKE_MODEL.md"
+
 #: preset kind -> the preset the smoke model runs with (cheap settings; never for reported numbers)
 SMOKE_PRESETS = {"text": "ci", "image": "t2i-ci"}
 

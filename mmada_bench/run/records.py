@@ -84,20 +84,53 @@ def item_table_rows(records: list[dict], run_id: str, task: str) -> list[dict]:
             for r in records]
 
 
+class RunIdentityError(ValueError):
+    """An existing run id was asked to hold outputs of another model or other settings."""
+
+
+def run_identity(ctx: RunContext, plans: list[TaskPlan]) -> dict:
+    """What must be equal for outputs to share a run id: the model and every task's plan."""
+    settings = ctx.settings
+    return {"model_fingerprint": ctx.model.fingerprint(), "model_name": ctx.model.name,
+            "tasks": {p.card.name: p.describe() for p in plans},
+            "seed": settings.seed, "limit": settings.limit, "dtype": settings.dtype}
+
+
 def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
-    """Write runs/<run_id>/manifest.json (keeping the first start time); returns started_at."""
+    """Write runs/<run_id>/manifest.json (keeping the first start time); returns started_at.
+
+    An existing manifest whose identity (model, task plans, seed, limit, dtype) differs for a task of this run is
+    refused with :class:`RunIdentityError` naming the difference: one run id never mixes outputs."""
     path = Path(ctx.run_dir) / "manifest.json"
     started_at = utc_now()
+    identity = run_identity(ctx, plans)
     if path.exists():
         try:
-            started_at = json.loads(path.read_text()).get("started_at", started_at)
-        except json.JSONDecodeError:
-            pass
+            stored = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            stored = {}
+        started_at = stored.get("started_at", started_at)
+        _check_identity(ctx.run_id, stored.get("identity"), identity)
+        identity["tasks"] = {**(stored.get("identity") or {}).get("tasks", {}), **identity["tasks"]}
     model, settings = ctx.model, ctx.settings
     manifest = {"run_id": ctx.run_id, "started_at": started_at, "updated_at": utc_now(),
                 "model": {"name": model.name, "family": model.family, "fingerprint": model.fingerprint(),
                           "is_smoke": bool(getattr(model, "is_smoke", False)), "spec": settings.model},
                 "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
-                "tasks": [p.describe() for p in plans], "git_sha": git_sha(), "packages": package_versions()}
+                "tasks": [p.describe() for p in plans], "identity": identity, "git_sha": git_sha(),
+                "packages": package_versions()}
     atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
     return started_at
+
+
+def _check_identity(run_id: str, stored, current: dict) -> None:
+    if not stored:
+        return
+    diffs = [key for key in ("model_fingerprint", "model_name", "seed", "limit", "dtype") if stored.get(key) != current[key]]
+    for task, plan in current["tasks"].items():
+        before = (stored.get("tasks") or {}).get(task)
+        if before is not None:
+            diffs += [f"{task}.{key}" for key in sorted(set(before) | set(plan)) if before.get(key) != plan.get(key)]
+    if diffs:
+        raise RunIdentityError(f"run {run_id} already holds results made with other settings ({', '.join(diffs[:6])} "
+                               f"differ); pass another --run-id or drop --run-id to get the settings' own id")

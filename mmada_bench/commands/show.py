@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output-dir", default="leaderboards", help="where the leaderboard is (default: leaderboards/)")
     parser.add_argument("--baselines", default=None, help="baselines Parquet (default: the packaged mmada_bench/assets/baselines.parquet)")
     parser.add_argument("--task", default=None, help="only this task")
+    parser.add_argument("--all", action="store_true", help="every metric under every parser and every breakdown "
+                        "(default: the headline metric of each task)")
 
 
 def main(args) -> int:
@@ -44,11 +46,17 @@ def main(args) -> int:
         print(f"error: no results for run {run_id!r}{' task ' + args.task if args.task else ''}; known runs: {known}",
               file=sys.stderr)
         return 1
-    print(format_show(rows, _baselines(args.baselines)))
+    headline = rows[rows["is_primary"].fillna(False).astype(bool)]
+    if not args.all and not headline.empty:
+        rows = headline
+    print(format_show(rows, load_baselines_quietly(args.baselines)))
+    if not args.all:
+        print(f"\n(headline metrics only; every parser and breakdown: python -m mmada_bench show {run_id} --all)")
     return 0
 
 
-def _baselines(path):
+def load_baselines_quietly(path=None):
+    """The published baselines, or None with a warning when the file cannot be read."""
     try:
         return baselines.load(path)
     except (OSError, ValueError) as exc:

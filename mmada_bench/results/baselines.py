@@ -72,6 +72,22 @@ def _stated_shots(text: str, benchmark: str) -> list[int]:
 BASELINE_FAMILIES = (("unified", "mmada"), ("diffusion LLM", "llada"), ("AR LLM", "hf-causal"))
 
 
+#: model family -> the published model its headline numbers are shown beside
+REFERENCE_MODELS = {"mmada": "MMaDA-8B", "llada": "LLaDA-8B"}
+
+
+def reference_value(frame, benchmark: str, family: str) -> str:
+    """``"86.1 (MMaDA-8B)"``: the family's reference model's published number on ``benchmark``, or ``"-"``."""
+    model = REFERENCE_MODELS.get(family)
+    if frame is None or model is None:
+        return "-"
+    rows = frame[(frame["benchmark"] == benchmark) & (frame["model"] == model)]
+    if rows.empty:
+        return "-"
+    b = rows.iloc[0]
+    return f"{b['value']:.1f}{'%' if b['unit'] == 'percent' else ''} ({model})"
+
+
 def baseline_family(model_type: str) -> str | None:
     """The model family of a baseline row (``None`` for understanding-/generation-only models)."""
     return next((family for prefix, family in BASELINE_FAMILIES if str(model_type).startswith(prefix)), None)

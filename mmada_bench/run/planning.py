@@ -5,6 +5,7 @@ prompt set instead of a dataset (:mod:`mmada_bench.data.prompt_sets`).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -17,6 +18,7 @@ from mmada_bench.data.loading import TaskData, load_task_data
 from mmada_bench.data.prompt_sets import load_prompt_set
 from mmada_bench.models.smoke import preset_name
 from mmada_bench.run.types import PlannedItem, RunSettings, TaskPlan
+from mmada_ref.from_dict import build_dataclass
 from mmada_ref.sampling.presets import PRESETS, Preset, get_preset
 
 
@@ -24,6 +26,8 @@ def resolve_preset(card: TaskCard, variant: VariantSpec, settings: RunSettings, 
     """The task's sampler preset: ``--preset``, the smoke model's, the variant's or the card's; its kind must fit."""
     name = preset_name(settings.preset, variant.preset or card.preset, card.output_kind, smoke)
     preset = get_preset(name)
+    if settings.gen_kwargs:
+        preset = with_overrides(preset, settings.gen_kwargs)
     if preset.kind != card.output_kind:
         fitting = ", ".join(sorted(n for n, p in PRESETS.items() if p.kind == card.output_kind))
         raise ValueError(f"{card.name}: preset {name!r} is a {preset.kind} preset; this task's outputs "
@@ -31,10 +35,50 @@ def resolve_preset(card: TaskCard, variant: VariantSpec, settings: RunSettings, 
     return preset
 
 
+def with_overrides(preset: Preset, overrides: dict) -> Preset:
+    """``preset`` with some sampler settings replaced (``--gen-kwargs``), values converted to the fields' types;
+    the result is named ``<preset>+<key>=<value>,...`` so every output says what ran."""
+    fields = {f.name: f for f in dataclasses.fields(preset.settings)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"--gen-kwargs: unknown setting(s) {', '.join(unknown)} of the {preset.kind} preset "
+                         f"{preset.name!r}; known: {', '.join(fields)}")
+    values = {key: _typed(key, value, getattr(preset.settings, key)) for key, value in overrides.items()}
+    try:  # checks types and the allowed values (cache, remasking)
+        settings = build_dataclass(type(preset.settings), {**dataclasses.asdict(preset.settings), **values})
+    except ValueError as exc:
+        raise ValueError(f"--gen-kwargs: {exc}") from None
+    label = ",".join(f"{k}={v}" for k, v in sorted(values.items()))
+    return dataclasses.replace(preset, name=f"{preset.name}+{label}", settings=settings)
+
+
+def _typed(key: str, value, default):
+    """A ``--gen-kwargs`` value as the type of the setting it replaces (``none`` clears an optional one)."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() in ("none", "null"):
+        return None
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float) or default is None and key in ("threshold", "factor"):
+            return float(value)
+    except ValueError:
+        raise ValueError(f"--gen-kwargs {key}={value}: expected a {type(default).__name__}") from None
+    return value
+
+
 def plan_task(card: TaskCard, settings: RunSettings, smoke: bool = False, family: Optional[str] = None) -> TaskPlan:
     """Load the task's items and build every prompt; malformed rows become planned errors.
 
     Without ``--variant`` the variant is the card's default for the model ``family`` (``family_variants``)."""
+    if settings.num_fewshot is not None and settings.num_fewshot != card.prompt.fewshot.n:
+        card = dataclasses.replace(card, prompt=dataclasses.replace(
+            card.prompt, fewshot=dataclasses.replace(card.prompt.fewshot, n=settings.num_fewshot)))
     variant_name = settings.variant or card.default_variant_for(family)
     variant = card.variant(variant_name)
     preset = resolve_preset(card, variant, settings, smoke)

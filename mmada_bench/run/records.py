@@ -9,7 +9,13 @@ from pathlib import Path
 from mmada_bench import __version__
 from mmada_bench.metrics import SET_METRICS
 from mmada_bench.metrics.intervals import mean_with_ci
-from mmada_bench.results.environment import git_sha, package_versions, utc_now
+from mmada_bench.results.environment import (
+    device_info,
+    git_sha,
+    java_version,
+    package_versions,
+    utc_now,
+)
 from mmada_bench.results.store import atomic_write_bytes
 from mmada_bench.run.types import RunContext, TaskPlan
 
@@ -118,7 +124,7 @@ def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
                           "is_smoke": bool(getattr(model, "is_smoke", False)), "spec": settings.model},
                 "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
                 "tasks": [p.describe() for p in plans], "identity": identity, "git_sha": git_sha(),
-                "packages": package_versions()}
+                "packages": package_versions(), "java": java_version(), "device": device_info()}
     atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
     return started_at
 

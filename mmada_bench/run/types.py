@@ -35,6 +35,8 @@ class RunSettings:
     image_dir: Optional[str] = None  # folder of image files for items that name them (e.g. COCO val2014)
     prompts: Optional[str] = None  # text-to-image prompt set: .txt/.jsonl/.parquet file or HF dataset id
     scorers: dict = field(default_factory=dict)  # t2i scorer options (mmada_bench.metrics.image_metrics.OPTION_FLAGS)
+    gen_kwargs: dict = field(default_factory=dict)  # --gen-kwargs: overrides of the preset's sampler settings
+    num_fewshot: Optional[int] = None  # --num-fewshot: overrides the card's prompt.fewshot.n
     progress: bool = True
 
 

@@ -24,7 +24,13 @@ from . import language as L
 from .problems import gsm8k_problem, math_problem
 from .scene import KINDS, Scene, draw, sample_scene
 from .seeds import DEFAULT_TRAIN_SEED, TRAIN_SPLIT, item_rng
-from .tasks import MME_CATEGORIES, POPE_CATEGORIES, kind_ranking, mme_pair, pope_absent, write_jsonl
+from .tasks import (
+    MME_CATEGORIES,
+    POPE_CATEGORIES,
+    mme_pair,
+    pope_absent,
+    write_jsonl,
+)
 
 
 def _pick(rng: np.random.Generator, seq):

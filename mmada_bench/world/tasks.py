@@ -21,7 +21,14 @@ from . import language as L
 from .problems import gsm8k_problem, math_problem
 from .scene import CELLS, COLOURS, KINDS, SHAPES, Scene, draw, png_bytes, sample_scene
 from .schemas import JSONL, PARQUET
-from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED, EVAL_SPLIT, SPLIT_CODES, TRAIN_SPLIT, item_rng
+from .seeds import (
+    DEFAULT_EVAL_SEED,
+    DEFAULT_TRAIN_SEED,
+    EVAL_SPLIT,
+    SPLIT_CODES,
+    TRAIN_SPLIT,
+    item_rng,
+)
 
 POPE_CATEGORIES = ("adversarial", "popular", "random")
 MME_CATEGORIES = ("existence", "count", "color", "position")

@@ -25,7 +25,13 @@ from mmada_ref.magvit import CoderConfig, MAGVITConfig, MAGVITv2, QuantizerConfi
 
 from .oracle import scene_found
 from .scene import CANVAS, draw, sample_scene
-from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED, EVAL_SPLIT, TRAIN_SPLIT, item_rng
+from .seeds import (
+    DEFAULT_EVAL_SEED,
+    DEFAULT_TRAIN_SEED,
+    EVAL_SPLIT,
+    TRAIN_SPLIT,
+    item_rng,
+)
 
 STREAM = "magvit"
 

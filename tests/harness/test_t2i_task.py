@@ -185,7 +185,7 @@ def test_missing_weights_clear_error_and_images_kept(first_run, prompt_file, sco
 
 def test_show_prints_paper_baselines_with_protocol_difference(first_run, capsys):
     out, outcome = first_run
-    assert cli.main(["show", outcome.run_id, "--output-dir", str(out)]) == 0
+    assert cli.main(["show", outcome.run_id, "--all", "--output-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert "clip_score/" in text and "imagereward/ImageReward-v1.0" in text
     mmada = [line for line in text.splitlines() if "MMaDA-8B " in line and ("CLIP Score" in line or "ImageReward" in line)]

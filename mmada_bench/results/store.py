@@ -72,6 +72,20 @@ def _same_file(fh, path: Path) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
+def _open_locked(path: Path):
+    """``path`` opened r+b under an exclusive flock, or None if it does not exist; retries while another
+    process replaces the file between the open and the lock (the lock must be on the current file)."""
+    while True:
+        try:
+            fh = open(path, "r+b")
+        except FileNotFoundError:
+            return None
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        if _same_file(fh, path):
+            return fh
+        fh.close()
+
+
 class ItemStore:
     """Append-only, fsync'ed jsonl of finished items for one task of one run."""
     def __init__(self, path: str | Path):
@@ -84,10 +98,10 @@ class ItemStore:
     def _repair_and_load(self) -> None:
         """Read stored records under the store's lock; cut a half-written last line left by a kill and move
         unreadable lines to the quarantine file."""
-        if not self.path.exists():
+        fh = _open_locked(self.path)
+        if fh is None:
             return
-        with open(self.path, "r+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released on close, after any replace
+        with fh:  # the lock is released on close, after any replace
             data = fh.read()
             end = data.rfind(b"\n") + 1
             if end < len(data):

@@ -110,7 +110,11 @@ class ItemStore:
                 os.fsync(fh.fileno())
             good, bad = split_store_lines(data[:end], str(self.path))
             if bad:
-                self._quarantine(bad, [raw for raw, _ in good])
+                try:
+                    self._quarantine(bad, [raw for raw, _ in good])
+                except OSError as exc:  # e.g. a read-only folder: skip the lines, keep going
+                    warnings.warn(f"{self.path}: {len(bad)} unreadable line(s) skipped, could not move them aside "
+                                  f"({exc}): {bad[0][2]}", stacklevel=3)
         self.records = {r["item_id"]: r for _, r in good}
 
     def _quarantine(self, bad: list[tuple[int, bytes, str]], good_lines: list[bytes]) -> None:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "compare": "mmada_bench.commands.compare",
     "profile": "mmada_bench.commands.profile",
     "lm-eval": "mmada_bench.commands.lm_eval",
+    "rebuild": "mmada_bench.commands.rebuild",
 }
 
 EPILOG = """\

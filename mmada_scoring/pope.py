@@ -16,18 +16,25 @@ Public API
 ``score_pope(items, variant="vlmevalkit", split_column=None) -> dict``
     Score a list of dicts / DataFrame with ``answer`` (yes/no), ``prediction`` and a split
     column (``split``, else ``category``; comma-separated splits are exploded as VLMEvalKit's
-    ``POPE_rating`` does). Returns ``{"variant", "per_item", "splits", "pooled", "mean_split_f1"}``.
+    ``POPE_rating`` does); an optional truthy ``failed`` marks an item whose generation failed.
+    Returns ``{"variant", "per_item", "splits", "pooled", "mean_split_f1"}``.
 
 Metric dicts hold fractions (0-1): ``accuracy`` (mean of per-item correctness), ``precision``,
 ``recall``, ``f1`` (positive class = yes; 0 when undefined), ``yes_ratio_predicted`` (POPE
 ``evaluate.py``: share of items predicted yes), ``yes_ratio_ground_truth`` (lmms-eval
-``pope_yes_ratio``: share of ground-truth yes), counts ``n, tp, fp, tn, fn, n_unparsed``.
+``pope_yes_ratio``: share of ground-truth yes), counts ``n, tp, fp, tn, fn, n_unparsed, n_failed``.
 ``pooled`` = all split rows together (VLMEvalKit ``Overall`` row, lmms-eval task ``pope``);
 ``mean_split_f1`` = unweighted mean of the split F1s (LLaVA-paper style).
 
 Variant conventions for the confusion counts: ``vlmevalkit*`` count ``Unknown`` as a "no"
 prediction (wrong, and a false negative on a yes question); ``lmms_eval`` leaves anything but
 an exact yes/no out of TP/FP/FN (it is still wrong for accuracy); ``original`` always parses.
+
+Failed items (``failed`` true: the generation failed, there is no answer) are never parsed, under every
+variant: ``parsed`` and ``pred_label`` are :data:`FAILED`, the item is wrong (it lowers accuracy), it is never a
+yes prediction (not TP / FP, not in ``yes_ratio_predicted``'s numerator) nor a correct no (not TN); on a yes
+question it is a false negative (a missed yes, lowering recall). Without this, ``original``'s default-yes rule
+would turn every failure into a "yes". Items without ``failed`` are scored exactly as the references do.
 """
 from __future__ import annotations
 
@@ -37,6 +44,8 @@ from .item_table import MissingColumnError, as_records, text_or_empty
 from .yes_no import mmada_post_process, yorn_extraction
 
 VARIANTS = ("original", "vlmevalkit", "vlmevalkit_mmada", "lmms_eval")
+#: ``parsed`` / ``pred_label`` of a failed item (see the module docstring)
+FAILED = "failed"
 _NEGATION_WORDS = ("No", "not", "no")
 
 
@@ -81,18 +90,24 @@ def binary_metrics(rows: Iterable[tuple[str, str | None, bool]]) -> dict:
     tp = sum(gt == "yes" and pred == "yes" for gt, pred, _ in rows)
     fp = sum(gt == "no" and pred == "yes" for gt, pred, _ in rows)
     tn = sum(gt == "no" and pred == "no" for gt, pred, _ in rows)
-    fn = sum(gt == "yes" and pred == "no" for gt, pred, _ in rows)
+    fn = sum(gt == "yes" and pred in ("no", FAILED) for gt, pred, _ in rows)
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
         "n": n, "tp": tp, "fp": fp, "tn": tn, "fn": fn,
         "n_unparsed": sum(pred is None for _, pred, _ in rows),
+        "n_failed": sum(pred == FAILED for _, pred, _ in rows),
         "accuracy": _ratio(sum(bool(correct) for _, _, correct in rows), n),
         "precision": precision, "recall": recall, "f1": f1,
         "yes_ratio_predicted": _ratio(sum(pred == "yes" for _, pred, _ in rows), n),
         "yes_ratio_ground_truth": _ratio(sum(gt == "yes" for gt, _, _ in rows), n),
     }
+
+
+def _is_failed(value) -> bool:
+    """A truthy ``failed`` cell (None / NaN, as a DataFrame fills absent cells, are not failures)."""
+    return value is not None and value == value and bool(value)
 
 
 def _split_column(records: list[dict], split_column: str | None) -> str:
@@ -126,10 +141,13 @@ def score_pope(items, variant: str = "vlmevalkit", split_column: str | None = No
     for position, record in enumerate(records):
         item_id = record.get("id", record.get("question_id", position))
         ground_truth = _ground_truth(record, item_id)
-        parsed = parse_answer(text_or_empty(record["prediction"]), variant)
-        if variant.startswith("vlmevalkit"):
+        if _is_failed(record.get("failed")):
+            parsed, correct = {"parsed": FAILED, "pred_label": FAILED}, False
+        elif variant.startswith("vlmevalkit"):
+            parsed = parse_answer(text_or_empty(record["prediction"]), variant)
             correct = parsed["parsed"] == ground_truth.capitalize()
         else:
+            parsed = parse_answer(text_or_empty(record["prediction"]), variant)
             correct = parsed["parsed"] == ground_truth
         splits = [s.strip() for s in str(record[split_name]).split(",") if s.strip()]
         per_item.append({"id": item_id, "split": ",".join(splits), "answer": ground_truth,

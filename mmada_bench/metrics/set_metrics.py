@@ -1,10 +1,20 @@
 """Set metrics of the image-understanding tasks (POPE, MME, Flickr30k).
 
 Registers set metrics ``pope``, ``mme`` and ``captions``: ``fn(entries, options) -> rows``, called once per
-task with every item (``{"item_id", "doc", "output", "error"}``; an item that failed is scored with an
-empty prediction, i.e. wrong). Each row is ``{"metric", "value", "unit", "breakdown"?}``; ``unit`` is
+task with every item (``{"item_id", "doc", "output", "error"}``). Each row is ``{"metric", "value", "unit",
+"breakdown"?}``; ``unit`` is
 ``fraction`` (0..1, printed as %), ``x100`` (printed x100 without %, as papers print CIDEr / BLEU) or
 ``points`` (printed as is, MME's 0..2000 scores).
+
+Failed items (``error`` set: no usable generation) count as errors, never as an answer, under every parser
+variant: they stay in the item count and are wrong.
+
+- POPE: passed to :func:`mmada_scoring.pope.score_pope` as ``failed`` items: wrong for accuracy, never a yes
+  (not TP / FP, not in the predicted yes-ratio) nor a correct no (not TN); a false negative on a yes question.
+  Without this the ``original`` parser's default-yes rule would read a failure as "yes".
+- MME: scored with an empty prediction, which every MME parser reads as neither yes nor no: the question is
+  wrong and its image's acc+ pair fails.
+- captions: scored with an empty caption (as the references would score a missing one).
 """
 from __future__ import annotations
 
@@ -31,7 +41,7 @@ POPE_OUTPUTS = ("f1", "precision", "recall", "accuracy", "yes_ratio", "mean_spli
 def pope_set_metric(entries: list[dict], options: dict) -> list[dict]:
     """POPE pooled F1 / precision / recall / accuracy / yes-ratio, the mean of split F1s, and per split."""
     items = [{"id": e["item_id"], "answer": e["doc"].get("answer"), "category": e["doc"].get("category"),
-              "prediction": _prediction(e)} for e in entries]
+              "prediction": _prediction(e), "failed": bool(e.get("error"))} for e in entries]
     result = score_pope(items, variant=options.get("variant", "vlmevalkit_mmada"), split_column="category")
     rows = []
     for breakdown, metrics in [(None, result["pooled"])] + [(f"split={s}", m) for s, m in result["splits"].items()]:

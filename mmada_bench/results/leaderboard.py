@@ -5,12 +5,23 @@ Layout under the output dir (default ``leaderboards/``)::
     runs/<run_id>/manifest.json         settings of the run (atomic write)
     runs/<run_id>/items/<task>.jsonl    one record per finished item (:mod:`mmada_bench.results.store`)
     items/<run_id>/<task>.parquet       the per-item table of a finished task (ITEM_SCHEMA)
+    runs/<run_id>/rows/<task>.parquet   the leaderboard rows of one task of one run (LEADERBOARD_SCHEMA)
     leaderboard.parquet                 one row per run x model x task x metric (LEADERBOARD_SCHEMA)
 
-The leaderboard's read-modify-write holds an exclusive ``fcntl`` lock on ``leaderboard.parquet.lock``.
+The leaderboard is derivable: :func:`upsert_leaderboard` writes each (run_id, task)'s rows to the run's
+``rows/`` folder too, and :func:`rebuild_leaderboard` (``python -m mmada_bench rebuild``) regenerates
+``leaderboard.parquet`` from every ``runs/*/rows/*.parquet``. A leaderboard (or rows file) that cannot be read
+(truncated, not Parquet, missing key columns, uncastable types) is renamed to ``<name>.corrupt-<UTC time>``
+with a warning, and the leaderboard is rebuilt from the run rows instead of the caller failing.
+
+Every read-modify-write holds an exclusive ``fcntl`` lock on ``leaderboard.parquet.lock``; files are replaced
+atomically.
 """
 from __future__ import annotations
 
+import os
+import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -102,26 +113,180 @@ def write_items(output_dir: str | Path, run_id: str, task: str, records: list[di
     return path
 
 
-def upsert_leaderboard(output_dir: str | Path, rows: list[dict]) -> Path:
-    """Add ``rows`` to ``leaderboard.parquet``, replacing rows with the same run/task/metric/filter.
+LEADERBOARD_FILE = "leaderboard.parquet"
+#: columns a leaderboard table cannot do without (other absent columns read as nulls, as older files lack some)
+REQUIRED_COLUMNS = LEADERBOARD_KEY + ("value",)
 
-    Safe against concurrent writers (fcntl lock around read-modify-write, atomic replace)."""
-    path = Path(output_dir) / "leaderboard.parquet"
-    new = rows_to_table(rows, LEADERBOARD_SCHEMA)
-    new_keys = {tuple(r[k] for k in LEADERBOARD_KEY) for r in rows}
+
+class CorruptTableError(ValueError):
+    """A Parquet results file that cannot be read as leaderboard rows; the message names the file."""
+
+
+def run_rows_path(output_dir: str | Path, run_id: str, task: str) -> Path:
+    """``runs/<run_id>/rows/<task>.parquet``: the leaderboard rows of one task of one run."""
+    return Path(output_dir) / "runs" / run_id / "rows" / f"{task}.parquet"
+
+
+def read_rows_table(path: str | Path) -> pa.Table:
+    """A leaderboard-schema Parquet file conformed to LEADERBOARD_SCHEMA; CorruptTableError if it is not one."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise CorruptTableError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+    missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
+    if missing:
+        raise CorruptTableError(f"{path}: not leaderboard rows (missing columns {missing})")
+    columns = []
+    for field in LEADERBOARD_SCHEMA:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        try:
+            columns.append(table.column(field.name).cast(field.type))
+        except (pa.ArrowException, ValueError) as exc:
+            raise CorruptTableError(f"{path}: column {field.name!r} is {table.schema.field(field.name).type}, "
+                                    f"expected {field.type} ({exc})") from None
+    return pa.Table.from_arrays(columns, schema=LEADERBOARD_SCHEMA)
+
+
+def quarantine_corrupt(path: str | Path, reason: str) -> Path:
+    """Rename ``path`` to ``<name>.corrupt-<UTC timestamp>`` with a warning; returns the new path."""
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, target)
+    warnings.warn(f"{reason}; moved aside to {target.name}", stacklevel=3)
+    return target
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row.get(k) for k in LEADERBOARD_KEY)
+
+
+def _merge(old: pa.Table | None, new_rows: list[dict]) -> pa.Table:
+    """``old`` without the rows whose key is among ``new_rows``'s, then ``new_rows``."""
+    new = rows_to_table(new_rows, LEADERBOARD_SCHEMA)
+    if old is None:
+        return new
+    new_keys = {_key(r) for r in new_rows}
+    kept = [r for r in old.to_pylist() if _key(r) not in new_keys]
+    return pa.concat_tables([rows_to_table(kept, LEADERBOARD_SCHEMA), new]) if kept else new
+
+
+def _read_or_quarantine(path: Path) -> pa.Table | None:
+    """The rows of ``path``; None if it is absent or was corrupt (then quarantined)."""
+    if not path.exists():
+        return None
+    try:
+        return read_rows_table(path)
+    except CorruptTableError as exc:
+        quarantine_corrupt(path, str(exc))
+        return None
+
+
+def _write_run_rows(output_dir: Path, rows: list[dict]) -> None:
+    """Upsert ``rows`` into ``runs/<run_id>/rows/<task>.parquet`` per (run_id, task); call under the lock."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        run_id, task = row.get("run_id"), row.get("task")
+        if not run_id or not task or "/" in f"{run_id}{task}" or str(run_id).startswith("."):
+            warnings.warn(f"leaderboard row without a usable run_id/task ({run_id!r}, {task!r}): kept in "
+                          f"{LEADERBOARD_FILE} only, a rebuild will not restore it", stacklevel=3)
+            continue
+        groups.setdefault((str(run_id), str(task)), []).append(row)
+    for (run_id, task), group in groups.items():
+        path = run_rows_path(output_dir, run_id, task)
+        atomic_write_table(path, _merge(_read_or_quarantine(path), group))
+
+
+def _table_from_run_rows(output_dir: Path) -> tuple[pa.Table, int, int]:
+    """Every readable ``runs/*/rows/*.parquet`` concatenated (corrupt ones quarantined); (table, files, runs)."""
+    tables, runs = [], set()
+    for path in sorted(Path(output_dir).glob("runs/*/rows/*.parquet")):
+        table = _read_or_quarantine(path)
+        if table is not None:
+            tables.append(table)
+            runs.add(path.parent.parent.name)
+    table = pa.concat_tables(tables) if tables else LEADERBOARD_SCHEMA.empty_table()
+    return table, len(tables), len(runs)
+
+
+def upsert_leaderboard(output_dir: str | Path, rows: list[dict]) -> Path:
+    """Add ``rows`` to ``leaderboard.parquet``, replacing rows with the same run/task/metric/filter; the rows of each
+    (run_id, task) also go to ``runs/<run_id>/rows/<task>.parquet``.
+
+    Safe against concurrent writers (fcntl lock around read-modify-write, atomic replace). A corrupt leaderboard
+    is quarantined and rebuilt from the run rows (which already hold ``rows``)."""
+    path = Path(output_dir) / LEADERBOARD_FILE
     with file_lock(path.with_name(path.name + ".lock")):
-        kept = []
-        if path.exists():
-            old = pq.read_table(path)
-            kept = [r for r in old.to_pylist() if tuple(r.get(k) for k in LEADERBOARD_KEY) not in new_keys]
-        table = pa.concat_tables([rows_to_table(kept, LEADERBOARD_SCHEMA), new]) if kept else new
+        _write_run_rows(Path(output_dir), rows)
+        exists = path.exists()
+        old = _read_or_quarantine(path)
+        table = _merge(old, rows) if old is not None or not exists else _table_from_run_rows(Path(output_dir))[0]
         atomic_write_table(path, table)
     return path
 
 
+def rebuild_leaderboard(output_dir: str | Path) -> dict:
+    """Regenerate ``leaderboard.parquet`` from every ``runs/*/rows/*.parquet``, under the lock.
+
+    A readable old leaderboard holding rows no run rows back (written before rows were kept) is renamed to
+    ``leaderboard.parquet.replaced-<UTC time>`` with a warning rather than lost. Returns ``{"path", "rows",
+    "runs", "files", "kept_aside"}``; ``files == 0`` leaves the leaderboard untouched."""
+    out = Path(output_dir)
+    path = out / LEADERBOARD_FILE
+    with file_lock(path.with_name(path.name + ".lock")):
+        table, files, runs = _table_from_run_rows(out)
+        result = {"path": path, "rows": table.num_rows, "runs": runs, "files": files, "kept_aside": None}
+        if not files:
+            return result
+        old = _read_or_quarantine(path)
+        if old is not None:
+            derived = {_key(r) for r in table.to_pylist()}
+            orphans = [r for r in old.to_pylist() if _key(r) not in derived]
+            if orphans:
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+                target = path.with_name(f"{path.name}.replaced-{stamp}")
+                os.replace(path, target)
+                result["kept_aside"] = target
+                warnings.warn(f"{path}: {len(orphans)} row(s) of {len({r['run_id'] for r in orphans})} run(s) have no "
+                              f"run rows (runs/<run_id>/rows/) and are not in the rebuilt leaderboard; the old file "
+                              f"is kept as {target.name}", stacklevel=2)
+        atomic_write_table(path, table)
+    return result
+
+
 def read_leaderboard(output_dir: str | Path):
-    """The leaderboard as a pandas DataFrame (empty with the schema's columns if absent)."""
-    path = Path(output_dir) / "leaderboard.parquet"
+    """The leaderboard as a pandas DataFrame (empty with the schema's columns if absent).
+
+    A corrupt leaderboard is quarantined and rebuilt from the run rows (in memory only when the folder is
+    read-only)."""
+    path = Path(output_dir) / LEADERBOARD_FILE
     if not path.exists():
         return pd.DataFrame(columns=LEADERBOARD_SCHEMA.names)
-    return pq.read_table(path).to_pandas()
+    try:
+        return read_rows_table(path).to_pandas()
+    except CorruptTableError:
+        pass
+    try:
+        with file_lock(path.with_name(path.name + ".lock")):
+            table = _read_or_quarantine(path)  # re-read: another process may have repaired it meanwhile
+            if table is None:
+                table = _table_from_run_rows(Path(output_dir))[0]
+                atomic_write_table(path, table)
+    except OSError as exc:
+        warnings.warn(f"{path}: cannot repair the leaderboard ({exc}); using the rows rebuilt from "
+                      f"{output_dir}/runs/*/rows/ in memory", stacklevel=2)
+        table = _table_from_run_rows_readonly(Path(output_dir))
+    return table.to_pandas()
+
+
+def _table_from_run_rows_readonly(output_dir: Path) -> pa.Table:
+    """Every readable run rows file concatenated, touching nothing."""
+    tables = []
+    for path in sorted(output_dir.glob("runs/*/rows/*.parquet")):
+        try:
+            tables.append(read_rows_table(path))
+        except CorruptTableError:
+            continue
+    return pa.concat_tables(tables) if tables else LEADERBOARD_SCHEMA.empty_table()

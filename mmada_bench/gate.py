@@ -21,10 +21,12 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmada_bench.cards.discovery import task_cards
 from mmada_bench.cards.schema import CardError, load_card
+from mmada_bench.results.leaderboard import read_leaderboard
 
 OK, REGRESSION, NOT_COMPARABLE = 0, 1, 2
 #: leaderboard columns that must agree for two runs of a task to be comparable
@@ -118,9 +120,9 @@ def load_run(spec: str, output_dir: str | Path = "leaderboards") -> RunResults:
     if path.is_file():
         if path.suffix != ".parquet":
             raise CompareError(f"{spec}: expected an items Parquet file (items/<run_id>/<task>.parquet)")
-        table = pq.read_table(path).to_pandas()
         if path.name == "leaderboard.parquet":
             return _latest_in_output_dir(path.parent, spec)
+        table = _read_items(path)
         _check_item_columns(table, path)
         run_id = str(table["run_id"].iloc[0]) if len(table) else path.parent.name
         return RunResults(spec, run_id, {str(table["task"].iloc[0]) if len(table) else path.stem: table},
@@ -142,7 +144,7 @@ def load_run(spec: str, output_dir: str | Path = "leaderboards") -> RunResults:
 
 
 def _latest_in_output_dir(out: Path, label: str) -> RunResults:
-    board = pq.read_table(out / "leaderboard.parquet").to_pandas()
+    board = read_leaderboard(out)  # a corrupt leaderboard is quarantined and rebuilt from the run rows
     if board.empty:
         raise CompareError(f"{out}/leaderboard.parquet is empty")
     run_id = str(board.sort_values("finished_at").iloc[-1]["run_id"])
@@ -155,7 +157,7 @@ def _latest_in_output_dir(out: Path, label: str) -> RunResults:
 def _from_items_dir(items_dir: Path, label: str, run_id: str, out: Path) -> RunResults:
     items = {}
     for file in sorted(items_dir.glob("*.parquet")):
-        table = pq.read_table(file).to_pandas()
+        table = _read_items(file)
         _check_item_columns(table, file)
         items[file.stem] = table
     if not items:
@@ -164,11 +166,15 @@ def _from_items_dir(items_dir: Path, label: str, run_id: str, out: Path) -> RunR
 
 
 def _board_for(out: Path, run_id: str) -> pd.DataFrame:
-    path = Path(out) / "leaderboard.parquet"
-    if not path.exists():
-        return pd.DataFrame()
-    board = pq.read_table(path).to_pandas()
-    return board[board["run_id"] == run_id].reset_index(drop=True)
+    board = read_leaderboard(out)
+    return board[board["run_id"] == run_id].reset_index(drop=True) if not board.empty else pd.DataFrame()
+
+
+def _read_items(path: Path) -> pd.DataFrame:
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise CompareError(f"{path} is not a readable items Parquet file ({exc}); re-run the task to rewrite it") from None
 
 
 def _check_item_columns(table: pd.DataFrame, path: Path) -> None:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "compare": "mmada_bench.commands.compare",
     "profile": "mmada_bench.commands.profile",
     "lm-eval": "mmada_bench.commands.lm_eval",
+    "export": "mmada_bench.commands.export",
 }
 
 EPILOG = """\

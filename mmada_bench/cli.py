@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "profile": "mmada_bench.commands.profile",
     "lm-eval": "mmada_bench.commands.lm_eval",
     "export": "mmada_bench.commands.export",
+    "report": "mmada_bench.commands.report",
 }
 
 EPILOG = """\

@@ -26,7 +26,7 @@ h3{font-size:15px;margin:16px 0 6px}h4{font-size:14px;margin:12px 0 4px}
 .sub{color:#5b6578;margin:0 0 10px}.card{background:#fff;border:1px solid #dde3ec;border-radius:8px;padding:12px 16px;margin:10px 0}
 table{border-collapse:collapse;width:100%;margin:6px 0 4px;font-size:13px;background:#fff}
 th,td{border:1px solid #dde3ec;padding:4px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#eef2f7;font-weight:600}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+th{background:#eef2f7;font-weight:600}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}td.word{overflow-wrap:normal}
 tr.same td{background:#f1f8ef}.diff{color:#9a4b00}.smoke{display:inline-block;background:#fde2e1;color:#9b1c1c;
 border-radius:4px;padding:0 6px;font-size:12px;font-weight:600}.muted{color:#6b7486}
 img{max-width:100%;height:auto;display:block;margin:6px 0;border:1px solid #e3e7ee;border-radius:4px;background:#fff}
@@ -41,7 +41,8 @@ window.addEventListener('load', function () {
   var b = document.body, w = window.innerWidth, over = [];
   document.querySelectorAll('main *').forEach(function (e) {
     var r = e.getBoundingClientRect();
-    if (r.width > 0 && r.right > w + 1) over.push(e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''));
+    var spills = e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible';
+    if ((r.width > 0 && r.right > w + 1) || spills) over.push(e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''));
   });
   var imgs = Array.prototype.slice.call(document.images);
   b.setAttribute('data-scroll-width', document.documentElement.scrollWidth);
@@ -53,14 +54,19 @@ window.addEventListener('load', function () {
 """
 
 
+CELL_KINDS = {"\x00": "num", "\x01": "word"}  # first character of a cell -> its class
+
+
 def esc(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
 def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
-    """A table of already-escaped cells; a cell starting with ``\\x00`` is numeric (right aligned)."""
+    """A table of already-escaped cells; a cell starting with ``\\x00`` is numeric (right aligned), ``\\x01`` a word
+    (wrapped at hyphens only)."""
     def cell(c):
-        return f'<td class="num">{c[1:]}</td>' if c.startswith("\x00") else f"<td>{c}</td>"
+        kind = CELL_KINDS.get(c[:1])
+        return f'<td class="{kind}">{c[1:]}</td>' if kind else f"<td>{c}</td>"
     body = "".join(f'<tr class="{(classes or [""] * len(rows))[i]}">' + "".join(cell(c) for c in r) + "</tr>"
                    for i, r in enumerate(rows))
     return "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in header) + f"</tr></thead><tbody>{body}</tbody></table>"
@@ -114,7 +120,7 @@ def baselines_section(runs: list[RunData], baselines: pd.DataFrame | None) -> st
         rows, classes = [], []
         for run, r in mine:
             rows.append([f"<strong>this report: {esc(run.run_id)}</strong>", esc(task),
-                         "\x00" + esc(format_value(r["value"], r.get("unit"))), esc(r["variant"]),
+                         "\x00" + esc(format_value(r["value"], r.get("unit"))), "\x01" + esc(r["variant"]),
                          esc(protocol.get("description", ""))])
             classes.append("same")
         for _, b in matches.iterrows():
@@ -122,7 +128,7 @@ def baselines_section(runs: list[RunData], baselines: pd.DataFrame | None) -> st
             variant = card.default_variant_for(baseline_family(b["model_type"])) if card else None
             value = f"{b['value']:.1f}%" if b["unit"] == "percent" else f"{b['value']:.2f}"
             note = f'<span class="diff">{esc("; ".join(diffs))}</span>' if diffs else "same as far as stated"
-            rows.append([esc(b["model"]), esc(b["benchmark"]), "\x00" + esc(value), esc(variant or "-"),
+            rows.append([esc(b["model"]), "\x01" + esc(b["benchmark"]), "\x00" + esc(value), "\x01" + esc(variant or "-"),
                          note + f' <span class="muted">({esc(b.get("split_or_protocol") or "")})</span>'])
             classes.append("same" if variant == mine[0][1]["variant"] else "")
         if not len(matches):

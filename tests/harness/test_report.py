@@ -100,3 +100,13 @@ def test_chromium_screenshot_is_not_blank(report, tmp_path):
         assert image.size == (1280, 2000)
         low, high = zip(*image.convert("RGB").getextrema())
         assert max(high) - min(low) > 100  # text and figures, not one flat colour
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (scripts/setup.sh installs it with apt-get)")
+def test_overflow_check_catches_a_wide_element(report, tmp_path):
+    page, text = report
+    wide = tmp_path / "wide.html"
+    wide.write_text(text.replace("<main>", '<main><pre style="white-space:pre">' + "x" * 400 + "</pre>", 1))
+    dom = _chromium(tmp_path, wide, "--window-size=1280,2000", "--dump-dom").stdout
+    body = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', re.search(r"<body[^>]*>", dom).group(0)))
+    assert "pre" in body["data-overflowing"].split() and int(body["data-scroll-width"]) > int(body["data-inner-width"])

@@ -38,6 +38,13 @@ def _shown(value: float, unit) -> float:
     return 100 * value if unit in SCALED_UNITS else value
 
 
+def _from_zero(ax, values) -> None:
+    """A y axis from 0 when every value is >= 0 (an all-zero smoke run still gets a 0..1 % axis)."""
+    finite = [float(v) for v in values if v == v]
+    if finite and min(finite) >= 0:
+        ax.set_ylim(0, max(1.0, 1.15 * max(finite)))
+
+
 def breakdown_bars(rows: pd.DataFrame, title: str) -> bytes:
     """Grouped bars of one task's breakdown rows (``split=...`` / ``category=...``): label x base metric."""
     plt = _pyplot()
@@ -45,13 +52,14 @@ def breakdown_bars(rows: pd.DataFrame, title: str) -> bytes:
                         base=rows["metric"].map(lambda m: str(m).split("[", 1)[0]))
     frame = frame.assign(shown=[_shown(v, u) for v, u in zip(frame["value"], frame["unit"])])
     table = frame.pivot_table(index="label", columns="base", values="shown", aggfunc="first", sort=False)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * table.size + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
     width = 0.8 / max(1, len(table.columns))
     for i, column in enumerate(table.columns):
         ax.bar([x + i * width for x in range(len(table.index))], table[column].fillna(0), width, label=column)
     ax.set_xticks([x + width * (len(table.columns) - 1) / 2 for x in range(len(table.index))], table.index,
-                  rotation=30 if len(table.index) > 6 else 0, ha="right" if len(table.index) > 6 else "center",
+                  rotation=30 if len(table.index) > 4 else 0, ha="right" if len(table.index) > 4 else "center",
                   fontsize=8)
+    _from_zero(ax, table.to_numpy().ravel())
     ax.set(title=title, ylabel="% (points for MME)" if frame["unit"].eq("points").any() else "%")
     ax.title.set_fontsize(9)
     ax.grid(True, axis="y", alpha=0.3)
@@ -70,6 +78,8 @@ def speed_quality(points: pd.DataFrame) -> bytes:
                         fontsize=7, xytext=(4, 3), textcoords="offset points")
     if (points["items_per_s"] > 0).all():
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    _from_zero(ax, [_shown(v, u) for v, u in zip(points["value"], points["unit"])])
     ax.set(xlabel="items/s (generation wall time of the run)", ylabel="primary metric (% / points)",
            title="speed against quality per preset")
     ax.grid(True, alpha=0.3)

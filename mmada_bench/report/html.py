@@ -26,7 +26,7 @@ h3{font-size:15px;margin:16px 0 6px}h4{font-size:14px;margin:12px 0 4px}
 .sub{color:#5b6578;margin:0 0 10px}.card{background:#fff;border:1px solid #dde3ec;border-radius:8px;padding:12px 16px;margin:10px 0}
 table{border-collapse:collapse;width:100%;margin:6px 0 4px;font-size:13px;background:#fff}
 th,td{border:1px solid #dde3ec;padding:4px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#eef2f7;font-weight:600}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}td.word{overflow-wrap:normal}
+th{background:#eef2f7;font-weight:600;overflow-wrap:normal}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}td.word{overflow-wrap:normal}
 tr.same td{background:#f1f8ef}.diff{color:#9a4b00}.smoke{display:inline-block;background:#fde2e1;color:#9b1c1c;
 border-radius:4px;padding:0 6px;font-size:12px;font-weight:600}.muted{color:#6b7486}
 img{max-width:100%;height:auto;display:block;margin:6px 0;border:1px solid #e3e7ee;border-radius:4px;background:#fff}

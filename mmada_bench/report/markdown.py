@@ -5,9 +5,16 @@ import html
 import re
 
 
+#: the gate report's status icons -> a coloured dot (headless browsers often lack an emoji font)
+ICONS = {"\u2705": '<span style="color:#1a7f37">\u25cf</span>', "\u274c": '<span style="color:#cf222e">\u25cf</span>',
+         "\u26a0\ufe0f": '<span style="color:#bf8700">\u25cf</span>'}
+
+
 def inline(text: str) -> str:
-    """Escaped text with ``**bold**`` and ```code``` spans."""
+    """Escaped text with ``**bold**`` and ```code``` spans; status icons as coloured dots."""
     out = html.escape(text, quote=False)
+    for icon, dot in ICONS.items():
+        out = out.replace(icon, dot)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
 

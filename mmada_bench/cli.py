@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "profile": "mmada_bench.commands.profile",
     "lm-eval": "mmada_bench.commands.lm_eval",
     "rebuild": "mmada_bench.commands.rebuild",
+    "export": "mmada_bench.commands.export",
+    "report": "mmada_bench.commands.report",
 }
 
 EPILOG = """\

@@ -159,6 +159,12 @@ class TaskCard:
         """``text`` or ``image``: the kind of sampler preset (and runner path) this card's outputs need."""
         return OUTPUT_TYPES[self.output_type]
 
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the card's per-item and set metrics, in card order (``list-tasks``, task aliases)."""
+        names = [m.name for m in self.metrics] + [s.name for s in self.set_metrics]
+        return list(dict.fromkeys(names))
+
     def default_variant_for(self, family: Optional[str]) -> str:
         """The default variant for a model family (the protocol its authors ran), else ``default_variant``."""
         return self.family_variants.get(family or "", self.default_variant)

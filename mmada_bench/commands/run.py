@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -98,8 +97,6 @@ def main(args) -> int:
     for folder in args.include_path:
         if not Path(folder).is_dir():
             raise UsageError(f"--include-path {folder}: no such folder of task cards")
-    if args.include_path:
-        os.environ["MMADA_TASKS_DIR"] = os.pathsep.join([*args.include_path, os.environ.get("MMADA_TASKS_DIR", "")])
     if not tasks:
         raise UsageError("--tasks names no task; pass e.g. --tasks pope,mme (python -m mmada_bench list-tasks)")
     settings = RunSettings(
@@ -108,7 +105,8 @@ def main(args) -> int:
         batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
         prompts=args.prompts, scorers=_scorer_options(args), progress=not args.no_progress,
-        gen_kwargs=parse_key_values(args.gen_kwargs, "--gen-kwargs"), num_fewshot=args.num_fewshot)
+        gen_kwargs=parse_key_values(args.gen_kwargs, "--gen-kwargs"), num_fewshot=args.num_fewshot,
+        include_paths=list(args.include_path))
     try:
         outcome = run(settings)
     except (ModelLoadError, RunBusy) as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import html
 import re
 
-
 #: the gate report's status icons -> a coloured dot (headless browsers often lack an emoji font)
 ICONS = {"\u2705": '<span style="color:#1a7f37">\u25cf</span>', "\u274c": '<span style="color:#cf222e">\u25cf</span>',
          "\u26a0\ufe0f": '<span style="color:#bf8700">\u25cf</span>'}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmada_bench.cards.discovery import get_task
+from mmada_bench.cards.discovery import get_task, resolve_task_names
 from mmada_bench.models.loader import family_of, resolve_model
 from mmada_bench.results.store import file_lock
 from mmada_bench.run import distributed
@@ -30,9 +30,9 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
     smoke = model is None and settings.model is None  # the packaged smoke model (cheap presets, labelled smoke)
     family = model.family if model is not None else family_of(settings.model)
     plans, task_errors = [], {}
-    for name in settings.tasks:
+    for name in resolve_task_names(settings.tasks, settings.include_paths):
         try:
-            plans.append(plan_task(get_task(name), settings, smoke=smoke, family=family))
+            plans.append(plan_task(get_task(name, settings.include_paths), settings, smoke=smoke, family=family))
         except (KeyError, ValueError, FileNotFoundError) as exc:
             task_errors[name] = exc.args[0] if exc.args else str(exc)
     if model is None and plans:

@@ -37,6 +37,7 @@ class RunSettings:
     scorers: dict = field(default_factory=dict)  # t2i scorer options (mmada_bench.metrics.image_metrics.OPTION_FLAGS)
     gen_kwargs: dict = field(default_factory=dict)  # --gen-kwargs: overrides of the preset's sampler settings
     num_fewshot: Optional[int] = None  # --num-fewshot: overrides the card's prompt.fewshot.n
+    include_paths: list = field(default_factory=list)  # --include-path: folders of task cards searched first
     progress: bool = True
 
 

@@ -97,3 +97,18 @@ def test_manifest_records_device_and_scorer_versions(tmp_path, capsys):
     assert {"gpus", "cuda_version", "cudnn_version"} <= set(manifest["device"])
     assert {"open_clip_torch", "pycocoevalcap", "math-verify"} <= set(manifest["packages"])
     assert "java" in manifest
+
+
+def test_metric_names_select_their_task_and_list_tasks_shows_metrics(capsys):
+    from mmada_bench.cards.discovery import get_task, resolve_task_names, task_cards
+
+    t2i_metrics = get_task("t2i").metric_names
+    assert resolve_task_names(t2i_metrics) == ["t2i"]  # clip_score,imagereward -> the text-to-image task
+    assert resolve_task_names(["gsm8k", *get_task("gsm8k").metric_names]) == ["gsm8k"]
+    shared = set(get_task("pope").metric_names) & set(get_task("mme").metric_names)
+    assert shared and resolve_task_names(sorted(shared)) == sorted(shared)  # ambiguous: left for planning to report
+    assert cli.main(["list-tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in task_cards():
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert all(metric in line for metric in get_task(name).metric_names)

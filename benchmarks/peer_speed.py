@@ -6,8 +6,8 @@ check, equal logits asserted); the threshold rows use a sharpened LM head (``--h
 get the identical weights). Runs alternate between the two implementations (and which goes first),
 ``--reps`` times; the table shows median s/sample, ours/theirs and whether the tokens are equal.
 
-    python benchmarks/peer_speed.py --fastdllm-dir /tmp/fastdllm --json docs/benchmarks/peer_speed_cpu.json
-    python benchmarks/peer_speed.py --fastdllm-dir /tmp/fastdllm --quick      # smoke setting
+    python benchmarks/peer_speed.py --fastdllm-dir ../Fast-dLLM --json docs/benchmarks/peer_speed_cpu.json
+    python benchmarks/peer_speed.py --fastdllm-dir ../Fast-dLLM --quick      # smoke setting
 
 At batch 1 Fast-dLLM's own ``generate*`` functions run unmodified; they accept one row only, so at
 batch > 1 :func:`_theirs_batched` drives their model with the same algorithm (checked against their

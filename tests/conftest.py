@@ -189,3 +189,22 @@ def _scoring_pair(name: str):
 pope_items, pope_expected = _scoring_pair("pope")
 mme_items, mme_expected = _scoring_pair("mme")
 flickr_items, flickr_expected = _scoring_pair("flickr30k")
+
+
+# --- processes -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def run_forked():
+    """``run_forked(target, [args, ...], timeout)``: one forked process per args tuple; asserts each exits 0."""
+    import multiprocessing
+
+    def run(target, args_list, timeout: float) -> None:
+        ctx = multiprocessing.get_context("fork")
+        procs = [ctx.Process(target=target, args=args) for args in args_list]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout)
+            assert p.exitcode == 0
+
+    return run

@@ -28,12 +28,18 @@ from mmada_bench.results.leaderboard import (
     run_rows_path,
     upsert_leaderboard,
 )
-from mmada_bench.results.store import ItemStore, atomic_write_table, quarantine_path, read_store
+from mmada_bench.results.store import (
+    ItemStore,
+    atomic_write_table,
+    quarantine_path,
+    read_store,
+)
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunSettings
 from mmada_ref.jsonl import encode_line
-from mmada_scoring.pope import FAILED, VARIANTS as POPE_VARIANTS, score_pope
 from mmada_scoring.mme import VARIANTS as MME_VARIANTS
+from mmada_scoring.pope import FAILED, score_pope
+from mmada_scoring.pope import VARIANTS as POPE_VARIANTS
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_A = encode_line({"item_id": "a", "output": "first"})
@@ -143,15 +149,9 @@ def _append_many(path, worker, n):
     store.close()
 
 
-def test_two_writers_keep_every_line(tmp_path, no_warnings):
+def test_two_writers_keep_every_line(tmp_path, no_warnings, run_forked):
     path = tmp_path / "t.jsonl"
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_append_many, args=(path, w, 150)) for w in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    run_forked(_append_many, [(path, w, 150) for w in range(2)], 120)
     lines = path.read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 301
     records = [json.loads(line) for line in lines[:-1]]  # every line whole: none interleaved

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import signal
@@ -138,14 +137,8 @@ def _writer(out_dir, worker, rounds):
         upsert_leaderboard(out_dir, rows)
 
 
-def test_concurrent_writers_keep_every_row(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_writer, args=(tmp_path, w, 15)) for w in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+def test_concurrent_writers_keep_every_row(tmp_path, run_forked):
+    run_forked(_writer, [(tmp_path, w, 15) for w in range(3)], 60)
     table = pq.read_table(tmp_path / "leaderboard.parquet")
     keys = {(r["run_id"], r["metric"]) for r in table.to_pylist()}
     assert table.num_rows == len(keys) == 3 * 15 * 3

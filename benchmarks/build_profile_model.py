@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sampler_speed import CONFIG_50M  # noqa: E402
 
-from mmada_bench.models.loader import DEFAULT_MODEL_DIR  # noqa: E402
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR as DEFAULT_MODEL_DIR  # noqa: E402
 from mmada_ref import MMaDAModelLM  # noqa: E402
 from mmada_ref.config import MMaDAConfig  # noqa: E402
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "rebuild": "mmada_bench.commands.rebuild",
     "export": "mmada_bench.commands.export",
     "report": "mmada_bench.commands.report",
+    "world": "mmada_bench.commands.world",
 }
 
 EPILOG = """\

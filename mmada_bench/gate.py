@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from mmada_bench.cards.discovery import task_cards
 from mmada_bench.cards.schema import CardError, load_card
+from mmada_bench.models.smoke import result_label
 from mmada_bench.results.leaderboard import read_leaderboard
 
 OK, REGRESSION, NOT_COMPARABLE = 0, 1, 2
@@ -64,7 +65,8 @@ class RunResults:
         if self.board.empty:
             return self.run_id
         r = self.board.iloc[0]
-        smoke = " [SMOKE]" if bool(r.get("model_is_smoke")) else ""
+        label = result_label(r)
+        smoke = f" [{label}]" if label else ""
         return f"{r['model_name']} ({str(r['model_fingerprint'])[:12]}){smoke}"
 
 

@@ -71,8 +71,12 @@ def encode_chat(tokenizer, messages: Sequence[dict], **kwargs) -> list[int]:
     return tokenizer(format_chat(messages, **kwargs), add_special_tokens=False)["input_ids"]
 
 
-def build_tiny_tokenizer(corpus: Iterable[str], out_dir: str | os.PathLike, n_text_tokens: int = 280):
+def build_tiny_tokenizer(corpus: Iterable[str], out_dir: str | os.PathLike, n_text_tokens: int = 280,
+                         split_digits: bool = False):
     """Train a small byte-level BPE tokenizer with the MMaDA special-token layout and save it.
+
+    ``split_digits`` makes every digit its own token (as LLaMA's tokenizer does), so numbers are digit
+    sequences rather than one learned token per number.
 
     Ids ``0..n_text_tokens-1`` are ordinary tokens; then ``<|startoftext|>``, ``<|endoftext|>``, two
     reserved ids, the eleven task tokens (``bos + 4 ...``), a reserved id, ``<|mdm_mask|>`` and the three
@@ -91,7 +95,9 @@ def build_tiny_tokenizer(corpus: Iterable[str], out_dir: str | os.PathLike, n_te
     )
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+                         if split_digits else byte_level)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=n_text_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)

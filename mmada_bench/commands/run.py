@@ -9,7 +9,7 @@ from pathlib import Path
 from mmada_bench.commands.show import format_ci, format_value, load_baselines_quietly
 from mmada_bench.errors import UsageError
 from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
-from mmada_bench.models.smoke import NO_MODEL_WARNING
+from mmada_bench.models.smoke import NO_MODEL_WARNING, result_label
 from mmada_bench.results.baselines import reference_value
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunBusy, RunSettings
@@ -140,7 +140,8 @@ def format_summary(outcome) -> str:
     """The first screen of a run: one headline row per task (primary metric, interval, n, errors, protocol, the
     family's published number), then how to see every parser and breakdown."""
     first = outcome.rows[0]
-    smoke = " [SMOKE MODEL: not a real result]" if first["model_is_smoke"] else ""
+    label = result_label(first)
+    smoke = f" [{label}]" if label else ""
     lines = [f"run {outcome.run_id}  model {first['model_name']} ({first['model_family']}){smoke}",
              f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
     published = load_baselines_quietly()
@@ -151,7 +152,7 @@ def format_summary(outcome) -> str:
         table.append((r["task"], r["variant"], split, f"{r['metric']}/{r['filter']}",
                       format_value(r["value"], r.get("unit")), format_ci(r), str(r["n"]), str(r["n_errors"]),
                       f"{protocol.get('benchmark')} {protocol.get('shots')}-shot",
-                      reference_value(published, protocol.get("benchmark"), r["model_family"])))
+                      "-" if label else reference_value(published, protocol.get("benchmark"), r["model_family"])))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -5,6 +5,7 @@ import json
 import sys
 
 from mmada_bench.cards.discovery import get_task
+from mmada_bench.models.smoke import result_label
 from mmada_bench.results import baselines
 from mmada_bench.results.baselines import baseline_family, protocol_differences
 from mmada_bench.results.leaderboard import read_leaderboard
@@ -112,7 +113,8 @@ def _card(task: str):
 def format_show(rows, baselines) -> str:
     """Text of the run's rows grouped by task, each followed by its benchmark's baselines."""
     first = rows.iloc[0]
-    smoke = "  [SMOKE MODEL: not a real result]" if first["model_is_smoke"] else ""
+    label = result_label(first)
+    smoke = f"  [{label}]" if label else ""
     lines = [f"run {first['run_id']}  model {first['model_name']} ({first['model_family']}, "
              f"fingerprint {first['model_fingerprint'][:12]}){smoke}"]
     for task, group in rows.groupby("task", sort=False):
@@ -130,6 +132,9 @@ def format_show(rows, baselines) -> str:
         if breakdown is not None and breakdown.notna().any():
             lines += format_breakdowns(group[breakdown.notna()])
         if baselines is None:
+            continue
+        if label:
+            lines.append("  published baselines not shown: this model's results are not benchmark results")
             continue
         names = [protocol["benchmark"], *protocol.get("baseline_aliases", {})]
         matches = baselines[baselines["benchmark"].isin(names)]

@@ -9,12 +9,14 @@ answers are meaningless: every output that uses it says "smoke".
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Iterable
 
 import torch
 
-from mmada_bench.models.smoke import SMOKE_MARKER
+from mmada_bench.models.defaults import DEFAULTS_FILE
+from mmada_bench.models.smoke import SMOKE_LABEL, SMOKE_MARKER, SMOKE_PRESETS
 from mmada_ref import MMaDAModelLM
 from mmada_ref.config import tiny_config
 from mmada_ref.jsonl import read_jsonl
@@ -59,6 +61,7 @@ def build_smoke_checkpoint(out_dir: str | Path, corpus: list[str], n_text_tokens
     MMaDAModelLM(config).save_pretrained(out)
     torch.manual_seed(seed + 1)
     MAGVITv2(magvit_cfg).save_pretrained(out / "magvitv2")
+    (out / DEFAULTS_FILE).write_text(json.dumps({"label": SMOKE_LABEL, "presets": SMOKE_PRESETS}, indent=1) + "\n")
     (out / SMOKE_MARKER).write_text(
         "# mmada-smoke\n\nRandom weights in the MMaDA layout, for plumbing and CI only. "
         "Built by `python -m mmada_bench.models.build_smoke`. Every result it produces is labelled smoke.\n")

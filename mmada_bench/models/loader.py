@@ -3,8 +3,9 @@
 * a registered family name, optionally with options: ``dummy``, ``dummy:delay=0.1``;
 * a checkpoint folder: its ``config.json`` picks the family (``model_type: mmada`` -> ``mmada``,
   loaded lazily from :mod:`mmada_bench.models.mmada`);
-* nothing: the packaged smoke checkpoint ``mmada_bench/assets/mmada-smoke/`` (falls back to the
-  dummy model, with a warning, while that folder is absent). Both are labelled smoke.
+* nothing: the packaged shapes-world checkpoint ``mmada_bench/assets/mmada-world/`` (falls back to the
+  dummy model, with a warning, while that folder is absent). Both are labelled: a checkpoint folder whose
+  ``harness_defaults.json`` has a ``label`` (or that holds ``SMOKE_MODEL.md``) is never a benchmark result.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import json
 import warnings
 from pathlib import Path
 
-from mmada_bench.models.smoke import DEFAULT_MODEL_DIR, SMOKE_MARKER
+from mmada_bench.models.defaults import read_defaults
+from mmada_bench.models.smoke import DEFAULT_MODEL_DIR, SMOKE_LABEL, SMOKE_MARKER
 from mmada_bench.registry import MODELS
 from mmada_ref.checkpoint import weight_like_files
 
@@ -68,6 +70,14 @@ def family_of(spec: str | None) -> str:
     return detect_family(folder) if folder.is_dir() else spec.split(":", 1)[0]
 
 
+def model_folder(spec: str | None) -> Path | None:
+    """The checkpoint folder ``spec`` names (the packaged default for None), or None for a named model."""
+    if spec is None:
+        return DEFAULT_MODEL_DIR if (DEFAULT_MODEL_DIR / "config.json").exists() else None
+    folder, _ = split_folder_spec(spec)
+    return folder
+
+
 def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float32", **options):
     """Return a loaded model for ``spec`` (name, name:options, folder, or None for the default)."""
     if spec is None:
@@ -75,8 +85,8 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
             model = resolve_model(str(DEFAULT_MODEL_DIR), device=device, dtype=dtype, **options)
             model.is_smoke = True
             return model
-        warnings.warn("no --model given and the packaged smoke checkpoint mmada_bench/assets/mmada-smoke/ "
-                      "is missing: using the dummy model (results are labelled smoke)", stacklevel=2)
+        warnings.warn(f"no --model given and the packaged checkpoint {DEFAULT_MODEL_DIR.name} is missing: using the "
+                      "dummy model (results are labelled smoke)", stacklevel=2)
         return MODELS.get("dummy")("dummy", device=device, dtype=dtype, name="dummy-smoke", is_smoke=True)
     check_device(device)
     folder, folder_options = split_folder_spec(spec)
@@ -97,8 +107,9 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
         except Exception as exc:  # noqa: BLE001 - every checkpoint fault becomes one actionable line
             raise ModelLoadError(f"cannot load the checkpoint {folder}: {type(exc).__name__}: {_first_line(exc)}; "
                                  "check its config.json, weights and tokenizer files") from None
-        if (folder / SMOKE_MARKER).is_file():  # a packaged / demo checkpoint, however it was passed
-            model.is_smoke = True
+        label = read_defaults(folder).label or (SMOKE_LABEL if (folder / SMOKE_MARKER).is_file() else "")
+        if label:  # a packaged / demo checkpoint, however it was passed: never a benchmark result
+            model.is_smoke, model.label = True, label
         return model
     family = spec.split(":", 1)[0]
     if family in MODELS.names():

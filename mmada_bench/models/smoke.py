@@ -1,33 +1,48 @@
-"""The packaged smoke model: where it is and the cheap sampler presets it runs with.
+"""The packaged demo models: where they are and how the harness picks them.
 
-Every special case of the smoke model lives here: without ``--model`` the run uses
-:data:`DEFAULT_MODEL_DIR` (random weights, built by :mod:`mmada_bench.models.build_smoke`) with
-:data:`SMOKE_PRESETS` unless ``--preset`` is given, and every output it produces is labelled smoke.
+Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`, the shapes-world model (a tiny MMaDA trained by
+``python -m mmada_bench world build``; :mod:`mmada_bench.world`). :data:`SMOKE_MODEL_DIR` holds random weights
+for plumbing tests (built by :mod:`mmada_bench.models.build_smoke`). Both carry ``harness_defaults.json``
+(:mod:`mmada_bench.models.defaults`): the label every output carries ("not a benchmark result") and the
+sampler presets they run with unless ``--preset`` is given.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "mmada-smoke"
+from mmada_bench.models.defaults import CheckpointDefaults
 
-#: a file in a checkpoint folder that marks it as a smoke / world / demo checkpoint: its results are labelled
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+WORLD_MODEL_DIR = ASSETS / "mmada-world"
+SMOKE_MODEL_DIR = ASSETS / "mmada-smoke"
+DEFAULT_MODEL_DIR = WORLD_MODEL_DIR
+
+#: a file in a checkpoint folder that marks it as a smoke / demo checkpoint: its results are labelled
 #: smoke however the folder is passed (never shown as a benchmark result)
 SMOKE_MARKER = "SMOKE_MODEL.md"
+SMOKE_LABEL = "SMOKE MODEL: not a real result"
 
-#: preset kind -> the preset the smoke model runs with (cheap settings; never for reported numbers)
+#: the cheap smoke presets stand for each other across output kinds (``--preset ci`` on a t2i task = ``t2i-ci``)
 SMOKE_PRESETS = {"text": "ci", "image": "t2i-ci"}
 
-NO_MODEL_WARNING = (f"no --model: using the packaged smoke model with the {SMOKE_PRESETS['text']!r} / "
-                    f"{SMOKE_PRESETS['image']!r} sampler presets (pass --preset to change)")
+NO_MODEL_WARNING = ("no --model: using the packaged shapes-world model (a tiny MMaDA trained on a synthetic world; "
+                    "its results are not benchmark results)")
 
 
-def preset_name(requested: Optional[str], card_preset: str, kind: str, smoke: bool) -> str:
-    """The preset a task runs with: ``--preset``, else the smoke preset for the smoke model, else the card's.
+def result_label(row) -> str:
+    """The "not a benchmark result" label of a leaderboard row (a dict or pandas row); "" for a real model."""
+    label = row.get("model_label")
+    if isinstance(label, str) and label:
+        return label
+    return SMOKE_LABEL if bool(row.get("model_is_smoke")) else ""
 
-    The smoke presets stand for each other across kinds (``--preset ci`` on a text-to-image task means
-    ``t2i-ci``), so one ``--preset ci`` serves a mixed run."""
-    name = requested or (SMOKE_PRESETS[kind] if smoke else card_preset)
+
+def preset_name(requested: Optional[str], card_preset: str, kind: str, task: str = "",
+                defaults: CheckpointDefaults = CheckpointDefaults()) -> str:
+    """The preset a task runs with: ``--preset``, else the checkpoint's default for the task or its output kind
+    (``harness_defaults.json``), else the card's."""
+    name = requested or defaults.preset_for(task, kind) or card_preset
     if name in SMOKE_PRESETS.values():
         return SMOKE_PRESETS[kind]
     return name

@@ -12,6 +12,7 @@ from mmada_bench.cards.discovery import get_task
 from mmada_bench.commands.show import format_ci, format_value
 from mmada_bench.exports.run_data import RunData
 from mmada_bench.gate import compare_runs, load_run, markdown_report
+from mmada_bench.models.smoke import result_label
 from mmada_bench.profiling.store import read_profiles
 from mmada_bench.report import plots
 from mmada_bench.report.markdown import to_html
@@ -86,7 +87,8 @@ def _card(task: str):
 def headline_section(run: RunData) -> str:
     """The run's primary number per task (all whole-set metrics in a fold)."""
     first = run.board.iloc[0]
-    smoke = ' <span class="smoke">SMOKE MODEL: not a real result</span>' if bool(first["model_is_smoke"]) else ""
+    label = result_label(first)
+    smoke = f' <span class="smoke">{esc(label)}</span>' if label else ""
     rows = []
     for task in run.tasks:
         r = run.primary(task)

@@ -36,6 +36,7 @@ LEADERBOARD_SCHEMA = pa.schema([
     ("model_family", pa.string()),
     ("model_fingerprint", pa.string()),
     ("model_is_smoke", pa.bool_()),
+    ("model_label", pa.string()),           # "not a benchmark result" label of demo models ("" otherwise)
     ("task", pa.string()),
     ("task_version", pa.string()),
     ("variant", pa.string()),

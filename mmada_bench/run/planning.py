@@ -16,15 +16,17 @@ from mmada_bench.cards.schema import TaskCard, VariantSpec
 from mmada_bench.data.images import ItemImageError, image_digest, image_source
 from mmada_bench.data.loading import TaskData, load_task_data
 from mmada_bench.data.prompt_sets import load_prompt_set
+from mmada_bench.models.defaults import NO_DEFAULTS, CheckpointDefaults
 from mmada_bench.models.smoke import preset_name
 from mmada_bench.run.types import PlannedItem, RunSettings, TaskPlan
 from mmada_ref.from_dict import build_dataclass
 from mmada_ref.sampling.presets import PRESETS, Preset, get_preset
 
 
-def resolve_preset(card: TaskCard, variant: VariantSpec, settings: RunSettings, smoke: bool) -> Preset:
-    """The task's sampler preset: ``--preset``, the smoke model's, the variant's or the card's; its kind must fit."""
-    name = preset_name(settings.preset, variant.preset or card.preset, card.output_kind, smoke)
+def resolve_preset(card: TaskCard, variant: VariantSpec, settings: RunSettings,
+                   defaults: CheckpointDefaults = NO_DEFAULTS) -> Preset:
+    """The task's sampler preset: ``--preset``, the checkpoint's default, the variant's or the card's; its kind must fit."""
+    name = preset_name(settings.preset, variant.preset or card.preset, card.output_kind, card.name, defaults)
     preset = get_preset(name)
     if settings.gen_kwargs:
         preset = with_overrides(preset, settings.gen_kwargs)
@@ -72,16 +74,19 @@ def _typed(key: str, value, default):
     return value
 
 
-def plan_task(card: TaskCard, settings: RunSettings, smoke: bool = False, family: Optional[str] = None) -> TaskPlan:
+def plan_task(card: TaskCard, settings: RunSettings, defaults: CheckpointDefaults = NO_DEFAULTS,
+              family: Optional[str] = None) -> TaskPlan:
     """Load the task's items and build every prompt; malformed rows become planned errors.
 
-    Without ``--variant`` the variant is the card's default for the model ``family`` (``family_variants``)."""
-    if settings.num_fewshot is not None and settings.num_fewshot != card.prompt.fewshot.n:
+    Without ``--variant`` the variant is the card's default for the model ``family`` (``family_variants``);
+    without ``--num-fewshot`` / ``--preset`` the checkpoint's ``defaults`` apply, then the card's."""
+    shots = settings.num_fewshot if settings.num_fewshot is not None else defaults.num_fewshot.get(card.name)
+    if shots is not None and shots != card.prompt.fewshot.n:
         card = dataclasses.replace(card, prompt=dataclasses.replace(
-            card.prompt, fewshot=dataclasses.replace(card.prompt.fewshot, n=settings.num_fewshot)))
+            card.prompt, fewshot=dataclasses.replace(card.prompt.fewshot, n=int(shots))))
     variant_name = settings.variant or card.default_variant_for(family)
     variant = card.variant(variant_name)
-    preset = resolve_preset(card, variant, settings, smoke)
+    preset = resolve_preset(card, variant, settings, defaults)
     if card.output_kind == "image":
         return _plan_prompt_set(card, variant_name, variant, preset, settings)
     stop = list(variant.stop if variant.stop is not None else card.stop)

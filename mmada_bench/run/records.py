@@ -9,6 +9,7 @@ from pathlib import Path
 from mmada_bench import __version__
 from mmada_bench.metrics import SET_METRICS
 from mmada_bench.metrics.intervals import mean_with_ci
+from mmada_bench.models.smoke import SMOKE_LABEL
 from mmada_bench.results.environment import (
     device_info,
     git_sha,
@@ -18,6 +19,11 @@ from mmada_bench.results.environment import (
 )
 from mmada_bench.results.store import atomic_write_bytes
 from mmada_bench.run.types import RunContext, TaskPlan
+
+
+def model_label(model) -> str:
+    """The model's "not a benchmark result" label ("" for a real checkpoint)."""
+    return getattr(model, "label", "") or (SMOKE_LABEL if getattr(model, "is_smoke", False) else "")
 
 
 def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extra_settings: dict | None = None) -> dict:
@@ -36,7 +42,7 @@ def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extr
     return {
         "run_id": ctx.run_id, "model_name": model.name, "model_family": model.family,
         "model_fingerprint": model.fingerprint(), "model_is_smoke": bool(getattr(model, "is_smoke", False)),
-        "task": plan.card.name, "task_version": plan.card.version, "variant": plan.variant_name,
+        "model_label": model_label(model), "task": plan.card.name, "task_version": plan.card.version, "variant": plan.variant_name,
         "protocol": json.dumps(dataclasses.asdict(plan.card.protocol), sort_keys=True), "n_errors": n_errors,
         "split": plan.data.split, "dataset_source": plan.data.source, "dataset_fingerprint": plan.data.fingerprint,
         "preset": plan.preset.name, "generation_settings": settings_json, "prompt_hash": prompt_hash,
@@ -121,7 +127,8 @@ def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
     model, settings = ctx.model, ctx.settings
     manifest = {"run_id": ctx.run_id, "started_at": started_at, "updated_at": utc_now(),
                 "model": {"name": model.name, "family": model.family, "fingerprint": model.fingerprint(),
-                          "is_smoke": bool(getattr(model, "is_smoke", False)), "spec": settings.model},
+                          "is_smoke": bool(getattr(model, "is_smoke", False)), "label": model_label(model),
+                          "spec": settings.model},
                 "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
                 "tasks": [p.describe() for p in plans], "identity": identity, "git_sha": git_sha(),
                 "packages": package_versions(), "java": java_version(), "device": device_info()}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmada_bench.cards.discovery import get_task, resolve_task_names
-from mmada_bench.models.loader import family_of, resolve_model
+from mmada_bench.models.defaults import read_defaults
+from mmada_bench.models.loader import family_of, model_folder, resolve_model
 from mmada_bench.results.store import file_lock
 from mmada_bench.run import distributed
 from mmada_bench.run.planning import compute_run_id, plan_task
@@ -27,12 +28,12 @@ TASK_PATHS = {"text": run_text_task, "image": run_t2i}
 def run(settings: RunSettings, model=None) -> RunOutcome:
     """Run every task of ``settings``; a task whose card or data fails is reported and skipped."""
     dist = distributed.context(settings.device)  # world size 1 unless launched by torchrun / accelerate
-    smoke = model is None and settings.model is None  # the packaged smoke model (cheap presets, labelled smoke)
     family = model.family if model is not None else family_of(settings.model)
+    defaults = read_defaults(getattr(model, "folder", None) if model is not None else model_folder(settings.model))
     plans, task_errors = [], {}
     for name in resolve_task_names(settings.tasks, settings.include_paths):
         try:
-            plans.append(plan_task(get_task(name, settings.include_paths), settings, smoke=smoke, family=family))
+            plans.append(plan_task(get_task(name, settings.include_paths), settings, defaults, family=family))
         except (KeyError, ValueError, FileNotFoundError) as exc:
             task_errors[name] = exc.args[0] if exc.args else str(exc)
     if model is None and plans:

@@ -1,5 +1,8 @@
-"""``python -m mmada_bench.world`` (later ``python -m mmada_bench world``): generate the shapes world.
+"""``python -m mmada_bench world`` (or ``python -m mmada_bench.world``): the shapes world and its model.
 
+    build     --out DIR [--scale full|mini] [--only STEP,...] [--fresh]
+              everything from nothing: tokenizer, MAGVIT, data, init, stages 1-3, CLIP, packaged model
+              (see pipeline.py; finished steps are skipped, so a stopped build resumes)
     generate  --out DIR [--seed S] [--n N] [--train-seed T] [--train-n M] [--magvit DIR] [--only tasks|corpora]
               evaluation task files (split "world", seed S) in DIR/tasks and training corpora (split "train",
               seed T) in DIR/corpora
@@ -79,6 +82,20 @@ def _oracle(args) -> int:
     return 0
 
 
+def _build(args) -> int:
+    from .pipeline import STEP_NAMES, Build, clean
+
+    only = tuple(filter(None, (args.only or "").split(",")))
+    unknown = sorted(set(only) - set(STEP_NAMES))
+    if unknown:
+        print(f"error: --only: unknown step(s) {unknown}; steps: {', '.join(STEP_NAMES)}", file=sys.stderr)
+        return 2
+    if args.fresh:
+        clean(args.out)
+    Build(args.out, args.scale).run(only)
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["magvit"]:  # every option goes to train_magvit
@@ -88,6 +105,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmada_bench.world", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build the world model from nothing (every step; resumes)")
+    b.add_argument("--out", required=True)
+    b.add_argument("--scale", default="full", help="full (the shipped model) or mini (the CI miniature)")
+    b.add_argument("--only", default=None, help="comma-separated steps to (re)run")
+    b.add_argument("--fresh", action="store_true", help="delete --out first")
     g = sub.add_parser("generate", help="evaluation task files and training corpora")
     g.add_argument("--out", required=True)
     g.add_argument("--seed", type=int, default=DEFAULT_EVAL_SEED, help="seed of both splits (split keys differ)")
@@ -118,6 +140,8 @@ def main(argv=None) -> int:
     o.add_argument("images", nargs="+")
     o.add_argument("--prompt", default=None)
     args = parser.parse_args(argv)
+    if args.command == "build":
+        return _build(args)
     if args.command == "generate":
         return _generate(args)
     if args.command == "tokenizer":

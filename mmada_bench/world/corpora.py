@@ -5,10 +5,13 @@
 * ``stage1/``: ``text.jsonl`` ``{"text"}`` (captions, GSM8K ``Question: ... Answer:`` and MATH ``Problem: ...
   Solution:`` texts), ``mmu.jsonl`` ``{"image", "question", "answer"}`` (captioning), ``t2i.jsonl``
   ``{"caption", "image"}``;
-* ``stage2/``: ``text_cot.jsonl`` ``{"prompt", "reasoning", "answer"}`` (arithmetic steps), ``mmu_cot.jsonl``
-  ``{"image", "question", "reasoning", "answer"}`` (the objects seen, then the answer), ``t2i.jsonl``;
-* ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}`` (gold answers for the
-  correctness reward), ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
+* ``stage2/`` (:mod:`.sft`: every prompt in the harness's layout for an MMaDA checkpoint): ``text_cot.jsonl``
+  (GSM8K chat rows ``{"prompt", "reasoning", "answer"}`` + MATH500 Minerva rows ``{"text"}``, ``n / 2`` each),
+  ``mmu_cot.jsonl`` (POPE / MME yes-no and Flickr30k caption rows of ``n / 8`` images each, a quarter of the
+  yes-no questions with the thinking prompt and the objects seen), ``t2i.jsonl``;
+* ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
+  chat, POPE / MME yes-no) with gold answers for the correctness reward (:func:`.sft.grpo_prompts`),
+  ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
 * ``images/<stream>/<i>.png`` (rows name them by absolute path; with ``magvit`` also ``image_codes``);
 * ``stage{1,2,3}.yaml``: stage configs listing these sources (model paths are placeholders).
 """
@@ -21,8 +24,9 @@ from typing import Optional
 import numpy as np
 
 from . import language as L
+from . import sft
 from .problems import gsm8k_problem, math_problem
-from .scene import KINDS, Scene, draw, sample_scene
+from .scene import Scene, draw, sample_scene
 from .seeds import DEFAULT_TRAIN_SEED, TRAIN_SPLIT, item_rng
 from .tasks import (
     MME_CATEGORIES,
@@ -106,7 +110,7 @@ def t2i_pairs(seed: int, n: int, images: ImageStore, stream: str) -> list[dict]:
     return rows
 
 
-# ------------------------------------------------------------------ stage 2
+# ------------------------------------------------------------------ stage 2 (rows: world/sft.py)
 
 def text_problem(rng: np.random.Generator) -> tuple[str, str, str]:
     """(question, reasoning, answer) of a GSM8K- or MATH-format problem; answer is the gold value."""
@@ -116,15 +120,6 @@ def text_problem(rng: np.random.Generator) -> tuple[str, str, str]:
         return p["question"], "\n".join(lines[:-1]), lines[-1].removeprefix("#### ").strip()
     p = math_problem(rng)
     return p["problem"], p["solution"], p["answer"]
-
-
-def stage2_text(seed: int, n: int) -> list[dict]:
-    rows = []
-    for i in range(n):
-        question, reasoning, answer = text_problem(_rng(seed, "stage2/text", i))
-        shown = f"#### {answer}" if question.endswith("?") else f"The answer is $\\boxed{{{answer}}}$."
-        rows.append({"prompt": question, "reasoning": reasoning, "answer": shown})
-    return rows
 
 
 def image_question(rng: np.random.Generator, ranking: list) -> tuple[Scene, str, str]:
@@ -143,35 +138,7 @@ def image_question(rng: np.random.Generator, ranking: list) -> tuple[Scene, str,
     return scene, L.CAPTION_PROMPT, L.captions(scene, rng, k=1)[0]
 
 
-def stage2_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
-    rows, ranking = [], list(KINDS)
-    for i in range(n):
-        scene, question, answer = image_question(_rng(seed, "stage2/mmu", i), ranking)
-        rows.append({"image": images.save("stage2_mmu", i, scene), "question": question,
-                     "reasoning": L.seen_objects(scene), "answer": answer})
-    return rows
-
-
 # ------------------------------------------------------------------ stage 3
-
-def stage3_text(seed: int, n: int) -> list[dict]:
-    rows = []
-    for i in range(n):
-        question, _, answer = text_problem(_rng(seed, "stage3/text", i))
-        rows.append({"prompt": question, "answer": answer})
-    return rows
-
-
-def stage3_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
-    rows, ranking = [], list(KINDS)
-    for i in range(n):
-        rng = _rng(seed, "stage3/mmu", i)
-        scene, question, answer = image_question(rng, ranking)
-        while answer.lower() not in ("yes", "no"):  # rewards need a checkable gold answer
-            scene, question, answer = image_question(rng, ranking)
-        rows.append({"image": images.save("stage3_mmu", i, scene), "question": question, "answer": answer})
-    return rows
-
 
 def stage3_t2i(seed: int, n: int) -> list[dict]:
     return [{"caption": L.t2i_prompt(_rng(seed, "stage3/t2i", i))[0]} for i in range(n)]
@@ -209,10 +176,12 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
     """Write every stage corpus under ``out`` (see the module docstring); returns the manifest."""
     out = Path(out)
     images = ImageStore(out / "images")
+    sft_text = sft.text_rows(seed, max(1, n // 2))
+    sft_mmu = sft.mmu_rows(seed, max(1, n // 8), sft.png_codes(magvit) if magvit else sft.png_files(out / "images"))
     files = {
         "stage1": [stage1_text(seed, n), stage1_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage1/t2i")],
-        "stage2": [stage2_text(seed, n), stage2_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage2/t2i")],
-        "stage3": [stage3_text(seed, n), stage3_mmu(seed, n, images), stage3_t2i(seed, n)],
+        "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i")],
+        "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_mmu, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}
     for stage, tables in files.items():

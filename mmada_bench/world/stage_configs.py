@@ -1,4 +1,4 @@
-"""Stage configs (``mmada_ref.training.stages`` YAML) for the world corpora: starting points, not tuned."""
+"""Stage configs (``mmada_ref.training.stages`` YAML) for the world corpora (the shipped model's settings)."""
 from __future__ import annotations
 
 import json
@@ -20,10 +20,19 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
     return side * side
 
 
-def stage_dicts(magvit: Optional[str | Path] = None) -> dict:
-    """Config dicts of stages 1-3 over the files of :data:`corpora.STAGE_FILES` (paths relative to ``out``)."""
+#: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage3": 40}
+
+
+def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
+    """Config dicts of stages 1-3 over the files of :data:`corpora.STAGE_FILES` (paths relative to ``out``).
+
+    Stage 1 learns the plain formats (captions, plain GSM8K / MATH text, image captioning, t2i); stage 2 the
+    harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts); stage 3
+    is UniGRPO on the POPE / MME yes-no prompts with the harness's 2-token sampler and the correctness reward."""
     from .corpora import STAGE_FILES
 
+    steps = {**DEFAULT_STEPS, **(steps or {})}
     n_vq = num_vq_tokens(magvit)
     model = {"path": MODEL_PLACEHOLDER, "vq_model": str(Path(magvit).resolve()) if magvit else None}
 
@@ -31,41 +40,57 @@ def stage_dicts(magvit: Optional[str | Path] = None) -> dict:
         return [{"path": f"{stage}/{name}", "kind": kind, "weight": w}
                 for (name, kind), w in zip(STAGE_FILES[stage], weights)]
 
-    train = {"max_steps": 20000, "seed": 10086, "log_every": 50, "save_every": 2000, "keep_last": 2}
+    def train(stage, **extra):
+        n = steps[stage]
+        return {"max_steps": n, "seed": 10086, "log_every": max(1, min(25, n // 10)),
+                "save_every": max(1, min(250, n)), "keep_last": 1, **extra}
+
     return {
         "stage1": {"name": "world-stage1", "kind": "unified", "model": model,
-                   "data": {"max_seq_length": 64, "lm_max_length": 256, "num_vq_tokens": n_vq,
-                            "batch_size": {"t2i": 8, "lm": 4, "mmu": 8}, "lm_format": "plain",
+                   "data": {"max_seq_length": 56, "lm_max_length": 192, "num_vq_tokens": n_vq,
+                            "batch_size": {"t2i": 12, "lm": 8, "mmu": 12}, "lm_format": "plain",
                             "sources": sources("stage1", [1.0, 1.0, 1.0])},
                    "objective": {"coefficients": {"t2i": 1.0, "lm": 1.0, "mmu": 1.0}},
-                   "optim": {"lr": 1.0e-3, "warmup_steps": 500, "min_lr_scale": 0.1}, "train": train},
+                   "optim": {"lr": 2.0e-3, "warmup_steps": min(100, steps["stage1"] // 10), "min_lr_scale": 0.1,
+                             "weight_decay": 0.0},
+                   "train": train("stage1")},
         "stage2": {"name": "world-stage2", "kind": "unified", "model": {**model, "path": "runs/world/stage1/last"},
-                   "data": {"max_seq_length": 192, "lm_max_length": 384, "num_vq_tokens": n_vq,
-                            "batch_size": {"t2i": 4, "lm": 4, "mmu": 8}, "lm_format": "chat", "think_format": True,
+                   "data": {"max_seq_length": 136, "lm_max_length": 288, "num_vq_tokens": n_vq,
+                            "batch_size": {"t2i": 4, "lm": 6, "mmu": 12}, "lm_format": "chat", "think_format": False,
                             "sources": sources("stage2", [1.0, 1.0, 1.0])},
                    "objective": {"coefficients": {"t2i": 0.5, "lm": 1.0, "mmu": 1.0}},
-                   "optim": {"lr": 5.0e-4, "warmup_steps": 200, "min_lr_scale": 0.1}, "train": train},
+                   "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2"] // 10), "min_lr_scale": 0.05,
+                             "weight_decay": 0.0},
+                   "train": train("stage2")},
         "stage3": {"name": "world-stage3", "kind": "grpo", "model": {**model, "path": "runs/world/stage2/last"},
-                   "data": {"max_seq_length": 192, "num_vq_tokens": n_vq, "think_format": True,
-                            "sources": sources("stage3", [1.0, 1.0])},
-                   "optim": {"lr": 1.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0},
-                   "train": {**train, "max_steps": 500, "log_every": 1, "save_every": 100},
-                   "grpo": {"prompts_per_step": 2, "group_size": 8,
-                            "sampler": {"gen_length": 128, "steps": 64, "block_length": 32, "temperature": 0.8},
-                            "rewards": [{"name": "correctness", "weight": 2.0}, {"name": "format", "weight": 0.5}]}},
+                   "data": {"max_seq_length": 136, "num_vq_tokens": n_vq, "think_format": False,
+                            "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
+                   "optim": {"lr": 2.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},
+                   "train": train("stage3", log_every=max(1, min(5, steps["stage3"]))),
+                   "grpo": {"prompts_per_step": 8, "group_size": 8, "beta": 0.01,
+                            "sampler": {"gen_length": 2, "steps": 2, "block_length": 2, "temperature": 1.0},
+                            "rewards": [{"name": "correctness", "weight": 1.0}]}},
     }
 
 
-def write_stage_configs(out: str | Path, magvit: Optional[str | Path] = None) -> list[str]:
-    """Write ``stage{1,2,3}.yaml`` (+ ``stage3_t2i.yaml``: t2i prompts with the world-oracle reward) under ``out``."""
+def write_stage_configs(out: str | Path, magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> list[str]:
+    """Write ``stage{1,2,3}.yaml`` (+ ``stage3_t2i.yaml``: t2i prompts with the world-oracle reward, and
+    ``stage3_text.yaml``: GSM8K prompts with correctness + format rewards) under ``out``."""
     out = Path(out)
     written = []
-    configs = stage_dicts(magvit)
+    configs = stage_dicts(magvit, steps)
     t2i = json.loads(json.dumps(configs["stage3"]))
     t2i.update(name="world-stage3-t2i")
     t2i["data"]["sources"] = [{"path": "stage3/t2i_prompts.jsonl", "kind": "t2i", "weight": 1.0}]
-    t2i["grpo"]["rewards"] = [{"name": "mmada_bench.world.rewards:oracle_reward", "weight": 1.0}]
+    t2i["grpo"].update(prompts_per_step=2, rewards=[{"name": "mmada_bench.world.rewards:oracle_reward", "weight": 1.0}])
     configs["stage3_t2i"] = t2i
+    text = json.loads(json.dumps(configs["stage3"]))
+    text.update(name="world-stage3-text")
+    text["data"]["sources"] = [{"path": "stage3/text_prompts.jsonl", "kind": "text", "weight": 1.0}]
+    text["grpo"].update(prompts_per_step=2, sampler={"gen_length": 128, "steps": 64, "block_length": 32,
+                                                     "temperature": 0.8},
+                        rewards=[{"name": "correctness", "weight": 2.0}, {"name": "format", "weight": 0.5}])
+    configs["stage3_text"] = text
     for name, data in configs.items():
         path = out / f"{name}.yaml"
         path.write_text(f"# {name} on the shapes-world corpora (generated by mmada_bench.world; not tuned)\n"

@@ -1,5 +1,7 @@
 """A byte-level BPE text tokenizer trained on the world's text, with every MMaDA special token.
 
+Digits are single tokens (``split_digits``), so the model does arithmetic digit by digit.
+
 Built with :func:`mmada_ref.text_tokenizer.build_tiny_tokenizer`: ids ``0..n_text_tokens-1`` are BPE tokens,
 then the LLaDA special range in its relative layout (``<|startoftext|>``, ``<|endoftext|>``, the reserved task
 tokens from ``bos + 4``, ``<|mdm_mask|>``, the chat headers); the first image id is ``len(tokenizer)``.
@@ -19,12 +21,12 @@ from .scene import sample_scene
 from .seeds import DEFAULT_TRAIN_SEED, TRAIN_SPLIT, item_rng
 from .tasks import MME_CATEGORIES, mme_pair
 
-DEFAULT_VOCAB = 1024
+DEFAULT_VOCAB = 640
 #: Fixed strings of the harness prompts and the chat / thinking formats (special tokens excluded).
 PROMPT_STRINGS = (
     THINK_SYSTEM_PROMPT, "<think>", "</think>", "user", "assistant", "system",
     "Question:", "Answer:", "Problem:", "Solution:", "Final Answer: The final answer is", "I hope it is correct.",
-    "Answer the question using a single word or phrase.", L.YES_NO_SUFFIX.strip(), "Yes", "No", "yes", "no",
+    "<eot_id>", "Answer the question using a single word or phrase.", L.YES_NO_SUFFIX.strip(), "Yes", "No", "yes", "no",
     *L.CAPTION_QUESTIONS, "The answer is",
 )
 
@@ -56,5 +58,5 @@ def train_world_tokenizer(out: str | Path, vocab_size: int = DEFAULT_VOCAB, seed
                           n: int = 2000):
     """Train on :func:`world_texts` and save to ``out``; returns the ``PreTrainedTokenizerFast``."""
     Path(out).mkdir(parents=True, exist_ok=True)
-    return build_tiny_tokenizer(list(world_texts(seed, n)), out, n_text_tokens=vocab_size)
+    return build_tiny_tokenizer(list(world_texts(seed, n)), out, n_text_tokens=vocab_size, split_digits=True)
 

@@ -52,7 +52,7 @@ class Preset:
     name: str
     settings: TextSamplerSettings | ImageSamplerSettings
     source: str
-    label: str = "paper"  # "paper" | "repo" | "fast" | "ci"
+    label: str = "paper"  # "paper" | "repo" | "fast" | "world" | "ci"
 
     @property
     def kind(self) -> str:
@@ -91,6 +91,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "Fast-dLLM: block 32, dual cache, confidence threshold 0.9", label="fast"),
     Preset("fast-prefix", _T(gen_length=256, steps=256, block_length=32, cache="prefix", threshold=0.9),
            "Fast-dLLM: block 32, prefix cache, confidence threshold 0.9", label="fast"),
+    # --- the shapes-world model (its harness_defaults.json picks these) -------------------------
+    Preset("world-text", _T(gen_length=160, steps=160, block_length=32, cache="dual"),
+           "shapes-world model: one token per step, block 32, dual cache (answers fit in 160 tokens)", label="world"),
     # --- cheap CI settings: never for reported numbers -----------------------------------------
     Preset("ci", _T(gen_length=16, steps=8, block_length=8), "CI smoke settings (not a paper protocol)", label="ci"),
     Preset("ci-mmu", _T(gen_length=4, steps=2, block_length=2), "CI smoke settings (not a paper protocol)", label="ci"),

@@ -5,6 +5,8 @@ Row schemas (one file = one kind, named in the stage config's ``data.sources``):
 * ``text``: ``{"text": ...}`` (plain pretraining text) or ``{"prompt": ..., "response": ...}``; for the
   thinking format also ``{"prompt", "reasoning", "answer"}`` -> ``<think> reasoning </think> answer``.
 * ``mmu``: ``{"image": path}`` or ``{"image_codes": [...]}`` + ``{"question", "answer"}`` (or ``reasoning``).
+* chat rows (``text`` under ``lm_format: chat``, ``mmu``) may carry ``chat_eot`` (the end-of-turn string of that
+  row's prompt, e.g. ``"<eot_id>"`` for the VLMEvalKit layout); a plain ``{"text"}`` row in a chat stage stays plain.
 * ``t2i``: ``{"caption": ...}`` + ``{"image": path}`` or ``{"image_codes": [...]}``; a ``reasoning``
   field makes it a reasoning-before-image row (the caption prompt is followed by ``<think> ... </think>``).
 
@@ -161,23 +163,31 @@ class TextFormatter:
     def user_content(self, question: str) -> str:
         return f"{THINK_SYSTEM_PROMPT}\n{question}" if self.think_format else question
 
-    def prompt_ids(self, question: str) -> list[int]:
-        """Chat prompt ending with the assistant header (generation prompt)."""
-        return self.encode(format_chat([{"role": "user", "content": self.user_content(question)}], eot=self.chat_eot))
+    def prompt_ids(self, question: str, eot: Optional[str] = None) -> list[int]:
+        """Chat prompt ending with the assistant header (generation prompt); ``eot`` overrides ``chat_eot``."""
+        return self.encode(format_chat([{"role": "user", "content": self.user_content(question)}],
+                                       eot=eot or self.chat_eot))
 
-    def chat_ids(self, question: str, response: str) -> list[int]:
-        """Prompt + response + end-of-turn (the training string of one exchange)."""
-        return self.encode(format_chat([{"role": "user", "content": self.user_content(question)}], eot=self.chat_eot)
-                           + response.strip() + self.chat_eot)
+    def chat_ids(self, question: str, response: str, eot: Optional[str] = None) -> list[int]:
+        """Prompt + response + end-of-turn (the training string of one exchange); ``eot`` overrides ``chat_eot``."""
+        eot = eot or self.chat_eot
+        return self.encode(format_chat([{"role": "user", "content": self.user_content(question)}], eot=eot)
+                           + response.strip() + eot)
+
+    def row_chat_ids(self, row: dict, question_key: str = "prompt") -> list[int]:
+        """:meth:`chat_ids` of a row; a row's own ``chat_eot`` field overrides the stage's."""
+        question = row.get(question_key, row.get("prompt", ""))
+        return self.chat_ids(str(question), think_response(row), row.get("chat_eot"))
 
     def text_row(self, row: dict, chat: bool) -> list[int]:
-        if not chat:
+        """Token ids of a text row; under ``chat`` a plain ``{"text"}`` row stays plain (its whole text is the answer)."""
+        if not chat or (row.get("prompt") is None and row.get("text") is not None):
             if row.get("text") is not None:
                 return self.encode(str(row["text"]))
             return self.encode(str(row.get("prompt", "")) + " " + think_response(row))
         if row.get("prompt") is None:
             raise ValueError(f"chat (lm_format: chat) text rows need prompt/response fields: keys {sorted(row)}")
-        return self.chat_ids(str(row["prompt"]), think_response(row))
+        return self.row_chat_ids(row)
 
     def caption(self, row: dict) -> list[int]:
         text = row.get("caption", row.get("prompt"))
@@ -229,8 +239,7 @@ class UnifiedBatchBuilder:
         mmu_rows = self.mixture.sample("mmu", int(bs.get("mmu", 0)))
         if mmu_rows:
             images = torch.tensor([self.image_codes(r) for r in mmu_rows]) + tok.image_offset
-            texts = [self.formatter.chat_ids(str(r.get("question", r.get("prompt", ""))), think_response(r))
-                     for r in mmu_rows]
+            texts = [self.formatter.row_chat_ids(r, "question") for r in mmu_rows]
             ids, prompt, labels = self.prompting.mmu_train(images, texts)
             noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
             batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask

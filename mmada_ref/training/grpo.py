@@ -140,7 +140,7 @@ class GRPOStep:
     # --- rollouts -------------------------------------------------------------------------------
     def prompt_ids(self, kind: str, row: dict) -> list[int]:
         question = str(row.get("prompt", row.get("question", "")))
-        ids = self.formatter.prompt_ids(question)
+        ids = self.formatter.prompt_ids(question, row.get("chat_eot"))
         if kind == "mmu":
             image = torch.tensor(self.image_codes(row)) + self.tokens.image_offset
             return Prompting(self.tokens, 0).mmu_inference(image.tolist(), ids)

@@ -48,7 +48,9 @@ def answer_part(text: str) -> str:
 @register_reward("correctness")
 def correctness_reward(answer_key: str = "answer") -> RewardFn:
     """1.0 when the answer part is right: exact yes/no for yes/no gold answers, math-verify otherwise."""
-    from mmada_scoring.math500 import math_verify_correct  # math_verify pulls in sympy (slow): loaded on first use
+    from mmada_scoring.math500 import (
+        math_verify_correct,  # math_verify pulls in sympy (slow): loaded on first use
+    )
 
     def fn(rollouts):
         scores = []
@@ -83,7 +85,9 @@ def _image_prompts(rollouts, key: str):
 def clip_reward(checkpoint: Optional[str] = None, model_name: str = "ViT-L-14", pretrained: str = "openai",
                 device: str = "cpu", prompt_key: str = "caption", scale: float = 0.01) -> RewardFn:
     """CLIP score (``100 * max(cos, 0)``) times ``scale`` (default 0.01 -> cosine in [0, 1])."""
-    from mmada_scoring.clip_score import ClipScorer  # torch + open_clip: loaded when images are scored
+    from mmada_scoring.clip_score import (
+        ClipScorer,  # torch + open_clip: loaded when images are scored
+    )
 
     scorer = ClipScorer(model_name=model_name, checkpoint=checkpoint, pretrained=pretrained, device=device)
 
@@ -96,7 +100,9 @@ def clip_reward(checkpoint: Optional[str] = None, model_name: str = "ViT-L-14", 
 @register_reward("imagereward")
 def imagereward_reward(folder: str = "", device: str = "cpu", prompt_key: str = "caption") -> RewardFn:
     """ImageReward score of (prompt, image) from a local ImageReward folder (``ImageReward.pt`` + configs)."""
-    from mmada_scoring.imagereward import ImageRewardScorer  # torch + transformers BLIP: loaded when images are scored
+    from mmada_scoring.imagereward import (
+        ImageRewardScorer,  # torch + transformers BLIP: loaded when images are scored
+    )
 
     scorer = ImageRewardScorer.from_folder(folder, device=device)
 

@@ -69,8 +69,12 @@ class Trainer:
     """Runs one stage: model + optimiser + LR schedule + step function, with checkpoints and curves."""
     def __init__(self, cfg: StageConfig, output_dir: str | Path, max_steps: Optional[int] = None,
                  resume: bool = True, accelerator=None):
-        from accelerate import Accelerator  # accelerate: loaded only when training / sharding
-        from accelerate.utils import set_seed  # accelerate: loaded only when training / sharding
+        from accelerate import (
+            Accelerator,  # accelerate: loaded only when training / sharding
+        )
+        from accelerate.utils import (
+            set_seed,  # accelerate: loaded only when training / sharding
+        )
 
         self.cfg = cfg.validate()
         self.output_dir = Path(output_dir)

@@ -17,15 +17,17 @@ from safetensors.torch import load_file, save_file
 
 from mmada_bench import cli
 from mmada_bench.data.loading import SMOKE_DIR
-from mmada_bench.models.smoke import DEFAULT_MODEL_DIR
+from mmada_bench.models.defaults import DEFAULTS_FILE
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR
 
-SMOKE = DEFAULT_MODEL_DIR
+SMOKE = SMOKE_MODEL_DIR
 
 
 def _checkpoint(tmp_path: Path, damage=None) -> Path:
     folder = tmp_path / "ckpt"
     shutil.copytree(SMOKE, folder)
     (folder / "SMOKE_MODEL.md").unlink()  # behave as a user's own checkpoint
+    (folder / DEFAULTS_FILE).unlink()
     if damage:
         damage(folder)
     return folder

@@ -362,6 +362,7 @@ def test_pope_rows_popular_uses_frequent_kinds():
 
 def test_corpora_rows_have_the_trainer_formats(tmp_path):
     from mmada_bench.world.corpora import STAGE_FILES, write_corpora
+    from mmada_ref.text_tokenizer import THINK_SYSTEM_PROMPT
     from mmada_ref.training.data import read_rows, think_response
     from mmada_ref.training.stages import load_stage
 
@@ -375,13 +376,32 @@ def test_corpora_rows_have_the_trainer_formats(tmp_path):
                     assert Path(row["image"]).is_file() and row["question"] and row["answer"]
                 if "image" in row:
                     assert Path(row["image"]).is_absolute() and Path(row["image"]).is_file()
-                if stage == "stage2" and kind != "t2i":
-                    assert think_response(row).startswith("<think> ")
+                if stage == "stage2" and kind == "text" and row.get("prompt"):
+                    assert think_response(row).startswith("<think> ") and row["answer"].startswith("#### ")
+                if stage == "stage2" and kind == "text" and not row.get("prompt"):
+                    assert row["text"].startswith("Problem:\n") and "\\boxed{" in row["text"]
+                if stage == "stage2" and kind == "mmu" and row.get("reasoning"):
+                    assert row["question"].startswith(THINK_SYSTEM_PROMPT)
                 if stage == "stage3" and kind != "t2i":
                     assert row["answer"]
     for config in manifest["configs"]:
         cfg = load_stage(tmp_path / config)
         assert all(Path(src.path).is_file() for src in cfg.data.sources)
+
+
+@pytest.mark.parametrize("task", ["pope", "mme", "flickr30k", "gsm8k", "math500"])
+def test_training_prompts_are_the_prompts_the_harness_evaluates_with(task, task_dir):
+    from mmada_bench.cards.discovery import get_task
+    from mmada_bench.run.planning import plan_task
+    from mmada_bench.run.types import RunSettings
+    from mmada_bench.world.sft import harness_turn
+
+    settings = RunSettings(tasks=[task], data_dir=str(task_dir), limit=3, num_fewshot=0)
+    plan = plan_task(get_task(task), settings, family="mmada")
+    for planned in plan.items:
+        turn, eot, chat = harness_turn(task, planned.item.doc)
+        assert turn == (planned.messages[-1]["content"] if planned.messages else planned.prompt)
+        assert chat == (planned.messages is not None) and eot == plan.variant.chat_eot
 
 
 TEST_VOCAB = 512

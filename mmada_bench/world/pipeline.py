@@ -1,0 +1,160 @@
+"""One command from nothing to a trained, packaged and evaluated world model.
+
+``python -m mmada_bench world build --out runs/world [--scale full|mini]`` runs, each step skipped when its
+output is already complete (so a stopped build resumes; the trainer resumes from its last checkpoint):
+
+1. ``tokenizer/``  the world BPE tokenizer              5. ``stage1/`` unified masked-token pretraining
+2. ``magvit/``     the world MAGVIT-v2 (time budget)      6. ``stage2/`` mixed CoT fine-tuning (harness layouts)
+3. ``data/``       evaluation splits + stage corpora      7. ``stage3/`` UniGRPO (POPE / MME correctness)
+4. ``init/``       the random-init checkpoint            8. ``clip/``   the tiny open_clip model
+9. ``model/``      the packaged checkpoint (stage 3 + marker + model card + run defaults + clip/)
+
+Every step's wall time goes to ``timings.json``; the totals are printed at the end.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mmada_ref.training.stages import load_stage
+from mmada_ref.training.trainer import Trainer, latest_checkpoint
+
+from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED
+from .stage_configs import DEFAULT_STEPS
+
+
+@dataclass
+class Scale:
+    """Sizes of one build (``full``: the shipped model; ``mini``: the CI miniature)."""
+    eval_n: int = 200
+    train_n: int = 12000
+    tokenizer_rounds: int = 2000
+    vocab: int = 640
+    magvit_minutes: float = 12.0
+    d_model: int = 192
+    layers: int = 6
+    heads: int = 6
+    steps: dict = field(default_factory=lambda: dict(DEFAULT_STEPS))
+    clip_steps: int = 600
+
+
+SCALES = {
+    "full": Scale(),
+    "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
+                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage3": 3}, clip_steps=20),
+}
+STAGES = ("stage1", "stage2", "stage3")
+STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "clip", "model")
+
+
+def _done(path: Path) -> bool:
+    return (path / "DONE").is_file()
+
+
+def _mark(path: Path, info: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "DONE").write_text(json.dumps(info) + "\n")
+
+
+class Build:
+    """The steps of one build under ``out``; :meth:`run` executes what is not done yet."""
+
+    def __init__(self, out: str | Path, scale: str = "full", log: Callable[[str], None] = print):
+        if scale not in SCALES:
+            raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(sorted(SCALES))}")
+        self.out, self.scale_name, self.scale, self.log = Path(out).resolve(), scale, SCALES[scale], log
+        self.timings_path = self.out / "timings.json"
+        self.timings = json.loads(self.timings_path.read_text()) if self.timings_path.is_file() else {}
+
+    # --- steps -----------------------------------------------------------------------------------
+    def tokenizer(self) -> None:
+        from .tokenizer import train_world_tokenizer
+
+        train_world_tokenizer(self.out / "tokenizer", vocab_size=self.scale.vocab, n=self.scale.tokenizer_rounds)
+
+    def magvit(self) -> None:
+        from .train_magvit import main as train_magvit
+
+        train_magvit(["--out", str(self.out / "magvit"), "--minutes", str(self.scale.magvit_minutes),
+                      "--threads", "2", "--heldout-images", str(max(50, self.scale.eval_n))])
+
+    def data(self) -> None:
+        from .corpora import write_corpora
+        from .stage_configs import write_stage_configs
+        from .tasks import write_tasks
+
+        write_tasks(self.out / "data" / "tasks", seed=DEFAULT_EVAL_SEED, n=self.scale.eval_n)
+        write_corpora(self.out / "data" / "corpora", seed=DEFAULT_TRAIN_SEED, n=self.scale.train_n,
+                      magvit=self.out / "magvit")
+        write_stage_configs(self.out / "data" / "corpora", self.out / "magvit", self.scale.steps)
+
+    def init(self) -> None:
+        from .init_model import build_world_model
+
+        s = self.scale
+        build_world_model(self.out / "init", self.out / "tokenizer", self.out / "magvit", d_model=s.d_model,
+                          n_layers=s.layers, n_heads=s.heads, mlp_hidden_size=int(round(s.d_model * 2.6875)))
+
+    def stage(self, name: str) -> None:
+        previous = self.out / "init" if name == STAGES[0] else self.stage_checkpoint(STAGES[STAGES.index(name) - 1])
+        cfg = load_stage(self.out / "data" / "corpora" / f"{name}.yaml", {"model.path": str(previous)})
+        record = Trainer(cfg, self.out / name).train()
+        self.log(f"{name}: {json.dumps(record)}")
+
+    def stage_checkpoint(self, name: str) -> Path:
+        ckpt = latest_checkpoint(self.out / name)
+        if ckpt is None:
+            raise FileNotFoundError(f"{self.out / name} has no checkpoint: run the {name} step first")
+        return ckpt
+
+    def clip(self) -> None:
+        from .clip import train_world_clip
+
+        train_world_clip(self.out / "clip", steps=self.scale.clip_steps, n=self.scale.train_n)
+
+    def package(self) -> None:
+        from .package import package_model
+
+        package_model(self.stage_checkpoint("stage3"), self.out / "model", clip_dir=self.out / "clip",
+                      build=self.summary())
+
+    # --- running ---------------------------------------------------------------------------------
+    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+        return [("tokenizer", self.tokenizer), ("magvit", self.magvit), ("data", self.data), ("init", self.init),
+                *[(name, (lambda n=name: self.stage(n))) for name in STAGES],
+                ("clip", self.clip), ("model", self.package)]
+
+    def run(self, only: tuple[str, ...] = ()) -> dict:
+        """Run every step that is not done (or the ``only`` ones); returns the timings."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name, step in self.steps():
+            target = self.out / name
+            if only and name not in only:
+                continue
+            if _done(target) and not only:
+                self.log(f"{name}: done ({self.timings.get(name, {}).get('seconds', '?')} s), skipped")
+                continue
+            self.log(f"{name}: running")
+            start = time.perf_counter()
+            step()
+            seconds = round(time.perf_counter() - start, 1)
+            self.timings[name] = {"seconds": seconds}
+            _mark(target, {"seconds": seconds, "scale": self.scale_name})
+            self.timings_path.write_text(json.dumps(self.timings, indent=1) + "\n")
+            self.log(f"{name}: {seconds} s")
+        total = round(sum(t["seconds"] for t in self.timings.values()), 1)
+        self.log(f"build {self.out}: {total} s in all ({total / 60:.1f} min, scale {self.scale_name})")
+        return self.timings
+
+    def summary(self) -> dict:
+        return {"scale": self.scale_name, "sizes": asdict(self.scale), "timings": self.timings,
+                "eval_seed": DEFAULT_EVAL_SEED, "train_seed": DEFAULT_TRAIN_SEED}
+
+
+def clean(out: str | Path) -> None:
+    """Remove a build folder (``--fresh``)."""
+    shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Stage-2 rows in the harness's own prompt layouts.
+
+Every evaluation format is trained in exactly the prompt the harness builds for an MMaDA checkpoint: the
+row's user turn is rendered by :func:`mmada_bench.cards.prompts.build_prompt` from the task card's default
+variant for the ``mmada`` family (0-shot), with that variant's end-of-turn string (``chat_eot``; the
+VLMEvalKit layout of POPE / MME closes the turn with the literal text ``<eot_id>``). Items come from the
+task builders of :mod:`.tasks` on the ``train`` split, so training and evaluation share schemas, never seeds.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable, Optional
+
+from mmada_bench.cards.discovery import get_task
+from mmada_bench.cards.prompts import build_prompt
+from mmada_ref.text_tokenizer import THINK_SYSTEM_PROMPT
+
+from . import language as L
+from .scene import Scene
+from .seeds import TRAIN_SPLIT, item_rng
+from .tasks import flickr30k_rows, gsm8k_rows, math500_rows, mme_rows, pope_rows
+
+MODEL_FAMILY = "mmada"
+THINK_SHARE = 0.25  # image questions asked with the thinking system prompt (objects seen, then the answer)
+
+
+def harness_turn(task: str, doc: dict) -> tuple[str, Optional[str], bool]:
+    """(prompt text or user turn, end-of-turn string, chat?) of a 0-shot item as the harness asks it."""
+    card = get_task(task)
+    variant = card.variant(card.default_variant_for(MODEL_FAMILY))
+    prompt, messages = build_prompt(card, variant, doc, [])
+    if messages is None:
+        return prompt, None, False
+    return messages[-1]["content"], variant.chat_eot, True
+
+
+def _scene(meta: dict) -> Scene:
+    return Scene.from_dict(meta)
+
+
+def text_rows(seed: int, n: int) -> list[dict]:
+    """GSM8K-format rows in the chat layout (``<think>`` steps, then ``#### N``) and MATH500-format rows in
+    Minerva's plain layout (``Problem: ... Solution: ... \\boxed{}``), ``n`` of each."""
+    rows = []
+    for doc in gsm8k_rows(seed, n, TRAIN_SPLIT):
+        turn, eot, _ = harness_turn("gsm8k", doc)
+        *steps, final = doc["answer"].split("\n")
+        rows.append({"prompt": turn, "reasoning": "\n".join(steps), "answer": final,
+                     **({"chat_eot": eot} if eot else {})})
+    for doc in math500_rows(seed, n, TRAIN_SPLIT):
+        prompt, _, chat = harness_turn("math500", doc)
+        if chat:
+            raise ValueError("the math500 card's MMaDA variant became a chat layout: update world/sft.py")
+        rows.append({"text": f"{prompt} {doc['solution']}"})
+    return rows
+
+
+ImageFields = Callable[[list[bytes], str], list[dict]]
+
+
+def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
+    """POPE / MME yes-no rows and Flickr30k caption rows (``n`` images each), ``THINK_SHARE`` of the yes-no
+    questions asked with the thinking system prompt; ``image_fields(pngs, stream)`` gives each image's row
+    fields (``{"image_codes"}`` or ``{"image": path}``)."""
+    rng = item_rng(seed, TRAIN_SPLIT, "sft/think", 0)
+    rows = []
+    for task, build in (("pope", pope_rows), ("mme", mme_rows)):
+        docs, scenes = build(seed, n, TRAIN_SPLIT)
+        scene_of = {m["image"]: _scene(m) for m in scenes}
+        firsts = _first_per_image(docs)
+        fields = dict(zip((d["image"]["path"] for d in firsts), image_fields([_png(d["image"]) for d in firsts],
+                                                                             f"stage2_{task}")))
+        for doc in docs:
+            name = doc["image"]["path"]
+            turn, eot, _ = harness_turn(task, {**doc, "image": None})
+            answer = doc["answer"].capitalize()
+            row = {**fields[name], "question": turn, "answer": answer, "chat_eot": eot}
+            if rng.random() < THINK_SHARE:
+                row.update(question=f"{THINK_SYSTEM_PROMPT}\n\n{turn}", reasoning=L.seen_objects(scene_of[name]))
+            rows.append({k: v for k, v in row.items() if v is not None})
+    docs, _ = flickr30k_rows(seed, n, TRAIN_SPLIT)
+    for doc, image in zip(docs, image_fields([_png(d["image"]) for d in docs], "stage2_flickr30k")):
+        turn, eot, _ = harness_turn("flickr30k", {**doc, "image": None})
+        for caption in doc["caption"]:
+            rows.append({**image, "question": turn, "answer": caption,
+                         **({"chat_eot": eot} if eot else {})})
+    return rows
+
+
+def _png(image: dict) -> bytes:
+    return image["bytes"]
+
+
+def _first_per_image(docs: list[dict]) -> list[dict]:
+    seen, first = set(), []
+    for doc in docs:
+        if doc["image"]["path"] not in seen:
+            seen.add(doc["image"]["path"])
+            first.append(doc)
+    return first
+
+
+def png_codes(magvit_dir, batch: int = 256) -> ImageFields:
+    """``image_fields`` giving ``{"image_codes"}``: MAGVIT codes of images preprocessed as the harness does."""
+    import torch
+    from PIL import Image
+
+    from mmada_ref.image_processing import preprocess_images
+    from mmada_ref.magvit import MAGVITv2
+
+    vq = MAGVITv2.from_pretrained(magvit_dir).eval()
+
+    def encode(pngs: list[bytes], stream: str = "") -> list[dict]:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(pngs), batch):
+                images = [Image.open(io.BytesIO(b)).convert("RGB") for b in pngs[start:start + batch]]
+                side = images[0].size[0]
+                out.extend({"image_codes": c} for c in vq.get_code(preprocess_images(images, side)).tolist())
+        return out
+
+    return encode
+
+
+def png_files(root) -> ImageFields:
+    """``image_fields`` giving ``{"image"}``: the PNG saved under ``root/<stream>/`` (absolute path)."""
+    from pathlib import Path
+
+    root = Path(root).resolve()
+
+    def save(pngs: list[bytes], stream: str) -> list[dict]:
+        (root / stream).mkdir(parents=True, exist_ok=True)
+        out = []
+        for i, png in enumerate(pngs):
+            path = root / stream / f"{i:06d}.png"
+            path.write_bytes(png)
+            out.append({"image": str(path)})
+        return out
+
+    return save
+
+
+def grpo_prompts(sft_rows: list[dict], kind: str) -> list[dict]:
+    """Stage-3 prompt rows from stage-2 rows: the same harness-layout prompts with the gold answer only
+    (``text``: GSM8K chat rows, answer = the number; ``mmu``: the direct yes/no questions)."""
+    out = []
+    for row in sft_rows:
+        if kind == "text" and row.get("prompt") is not None:
+            out.append({"prompt": row["prompt"], "answer": row["answer"].removeprefix("#### ").strip(),
+                        **({"chat_eot": row["chat_eot"]} if row.get("chat_eot") else {})})
+        elif kind == "mmu" and not row.get("reasoning") and row["answer"] in ("Yes", "No"):
+            out.append({k: v for k, v in row.items()})
+    return out

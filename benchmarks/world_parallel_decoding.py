@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmada_bench.data.loading import WORLD_DIR
 from mmada_bench.gate import compare_runs, load_run
 from mmada_bench.models.smoke import WORLD_MODEL_DIR
 from mmada_bench.run.runner import run
@@ -113,7 +112,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="output prefix: writes OUT.md, OUT.json, OUT.png")
     parser.add_argument("--tasks", default="gsm8k,flickr30k")
     parser.add_argument("--model", default=str(WORLD_MODEL_DIR))
-    parser.add_argument("--data-dir", default=str(WORLD_DIR))
+    parser.add_argument("--data-dir", default="world", help="default: the bundled world split")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--runs-dir", default="runs/world_parallel_decoding", help="harness output dir of the runs")

@@ -24,6 +24,7 @@ original POPE question files).
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,8 @@ def _load(card: TaskCard, data_dir: Optional[str | Path], require_data: bool) ->
                 f"pass --data-dir DIR with {ds.local_dir or card.name}/{ds.split}.jsonl"
                 + (f" or cache {ds.hf_id} and omit --data-dir" if ds.hf_id else ""))
         rows, fingerprint, source = found
-        return TaskData(_to_items(card, rows, ds.split, source), _local_pool(card, folder), f"local:{source}", ds.split,
+        split = _split_label(Path(data_dir), ds.split)
+        return TaskData(_to_items(card, rows, split, source), _local_pool(card, folder), f"local:{source}", split,
                         fingerprint, {"folder": str(folder)})
     if ds.hf_id:
         loaded = _load_hf(card)
@@ -188,6 +190,16 @@ def _local_pool(card: TaskCard, folder: Path) -> list[dict]:
                              f"add {folder.name}/{split}.jsonl (the exemplars are drawn from it)")
     rows = found[0]
     return [r for r in rows if isinstance(r, dict) and _row_error(card, r) is None]
+
+
+def _split_label(data_dir: Path, split: str) -> str:
+    """``world`` for a folder written by the world generator (its ``manifest.json`` says so), else ``split``."""
+    manifest = data_dir / "manifest.json"
+    try:
+        info = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    except (OSError, ValueError):
+        return split
+    return WORLD_SPLIT if isinstance(info, dict) and info.get("split") == WORLD_SPLIT and "world" in info else split
 
 
 def _has_split(card: TaskCard, root: Path) -> bool:

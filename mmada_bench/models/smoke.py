@@ -1,10 +1,11 @@
 """The packaged demo models: where they are and how the harness picks them.
 
-Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`, the shapes-world model (a tiny MMaDA trained by
-``python -m mmada_bench world build``; :mod:`mmada_bench.world`). :data:`SMOKE_MODEL_DIR` holds random weights
-for plumbing tests (built by :mod:`mmada_bench.models.build_smoke`). Both carry ``harness_defaults.json``
-(:mod:`mmada_bench.models.defaults`): the label every output carries ("not a benchmark result") and the
-sampler presets they run with unless ``--preset`` is given.
+Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: today the smoke model (random weights, built by
+:mod:`mmada_bench.models.build_smoke`). :data:`WORLD_MODEL_DIR` is where a trained shapes-world model
+(``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`) goes once one reaches
+its target scores; it is not shipped yet (see ``mmada_bench/world/README.md``). Demo checkpoints carry
+``harness_defaults.json`` (:mod:`mmada_bench.models.defaults`): the label every output carries ("not a
+benchmark result") and the sampler presets they run with unless ``--preset`` is given.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from mmada_bench.models.defaults import CheckpointDefaults
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 WORLD_MODEL_DIR = ASSETS / "mmada-world"
 SMOKE_MODEL_DIR = ASSETS / "mmada-smoke"
-DEFAULT_MODEL_DIR = WORLD_MODEL_DIR
+DEFAULT_MODEL_DIR = SMOKE_MODEL_DIR
 
 #: a file in a checkpoint folder that marks it as a smoke / demo checkpoint: its results are labelled
 #: smoke however the folder is passed (never shown as a benchmark result)
@@ -26,8 +27,8 @@ SMOKE_LABEL = "SMOKE MODEL: not a real result"
 #: the cheap smoke presets stand for each other across output kinds (``--preset ci`` on a t2i task = ``t2i-ci``)
 SMOKE_PRESETS = {"text": "ci", "image": "t2i-ci"}
 
-NO_MODEL_WARNING = ("no --model: using the packaged shapes-world model (a tiny MMaDA trained on a synthetic world; "
-                    "its results are not benchmark results)")
+NO_MODEL_WARNING = (f"no --model: using the packaged smoke model (random weights) with the {SMOKE_PRESETS['text']!r} / "
+                    f"{SMOKE_PRESETS['image']!r} sampler presets (pass --preset to change)")
 
 
 def result_label(row) -> str:

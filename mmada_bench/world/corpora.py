@@ -148,7 +148,8 @@ def stage3_t2i(seed: int, n: int) -> list[dict]:
 
 STAGE_FILES = {
     "stage1": [("text.jsonl", "text"), ("mmu.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
-    "stage2": [("text_cot.jsonl", "text"), ("mmu_cot.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
+    "stage2": [("text_cot.jsonl", "text"), ("mmu_cot.jsonl", "mmu"), ("t2i.jsonl", "t2i"),
+               ("mmu_direct.jsonl", "mmu")],
     "stage3": [("text_prompts.jsonl", "text"), ("mmu_prompts.jsonl", "mmu"), ("t2i_prompts.jsonl", "t2i")],
 }
 
@@ -180,7 +181,7 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
     sft_mmu = sft.mmu_rows(seed, max(1, n // 8), sft.png_codes(magvit) if magvit else sft.png_files(out / "images"))
     files = {
         "stage1": [stage1_text(seed, n), stage1_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage1/t2i")],
-        "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i")],
+        "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft.direct(sft_mmu)],
         "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_mmu, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}

@@ -1,12 +1,10 @@
-"""Evaluate a world checkpoint with the harness itself, and record / check its scores.
+"""Evaluate a world checkpoint with the harness itself.
 
 ``evaluate(model, data_dir, output_dir)`` runs ``mmada_bench.run`` on the world's evaluation split and returns
-each task's headline number; ``record_scores`` writes them beside the checkpoint (``recorded_scores.json``)
-so CI can re-run the same slice and compare (:func:`check_scores`).
+each task's headline number; ``shuffled_reference_cider`` is the captioning control of the world figures.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,9 +13,6 @@ from mmada_bench.run.types import RunSettings
 
 #: the tasks the world model is evaluated on (t2i is scored separately: world oracle + world CLIP)
 EVAL_TASKS = ("pope", "mme", "flickr30k", "gsm8k", "math500")
-RECORDED_SCORES = "recorded_scores.json"
-#: relative tolerance of a re-measured score (greedy decoding in float32 is deterministic on CPU)
-REL_TOLERANCE = 1e-6
 
 
 def evaluate(model: str | Path, data_dir: str | Path, output_dir: str | Path, tasks: Sequence[str] = EVAL_TASKS,
@@ -36,24 +31,27 @@ def evaluate(model: str | Path, data_dir: str | Path, output_dir: str | Path, ta
     return scores
 
 
-def record_scores(model: str | Path, scores: dict, limit: Optional[int]) -> Path:
-    """Write ``recorded_scores.json`` into the checkpoint folder."""
-    path = Path(model) / RECORDED_SCORES
-    body = {"limit": limit, "tasks": {t: {k: v for k, v in s.items() if k != "run_id"} for t, s in scores.items()}}
-    path.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
-    return path
+def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed: int = 0) -> dict:
+    """CIDEr of a Flickr30k-format run's predictions against their own and against shuffled references.
 
+    The control pairs each prediction with the five references of another image (a fixed derangement): a
+    model that reads its image scores well above it, one that writes a generic caption does not."""
+    import numpy as np
+    import pandas as pd
 
-def check_scores(recorded: dict, measured: dict) -> list[str]:
-    """Differences between recorded and re-measured scores ([] = the same numbers on the same items)."""
-    problems = []
-    for task, want in recorded["tasks"].items():
-        got = measured.get(task)
-        if got is None:
-            problems.append(f"{task}: not measured")
-        elif (got["metric"], got["n"], got["n_errors"]) != (want["metric"], want["n"], want["n_errors"]):
-            problems.append(f"{task}: measured {got['metric']} on n={got['n']} ({got['n_errors']} errors), recorded "
-                            f"{want['metric']} on n={want['n']} ({want['n_errors']} errors)")
-        elif got["value"] is None or abs(got["value"] - want["value"]) > REL_TOLERANCE * max(1.0, abs(want["value"])):
-            problems.append(f"{task}: {want['metric']} = {got['value']} now, recorded {want['value']}")
-    return problems
+    from mmada_scoring.caption import score_captions
+
+    items = pd.read_parquet(items_path)
+    items = items[items["error"].isna()]
+    refs = pd.read_parquet(Path(data_dir) / "flickr30k" / "test.parquet", columns=["img_id", "caption"])
+    by_id = {str(r.img_id): list(r.caption) for r in refs.itertuples()}
+    ids = [str(i) for i in items["item_id"]]
+    shift = 1 + int(np.random.default_rng(seed).integers(0, max(1, len(ids) - 1)))
+    scores = {}
+    for name, order in (("own", ids), ("shuffled", ids[shift:] + ids[:shift])):
+        rows = [{"img_id": i, "caption": by_id[o], "prediction": p}
+                for i, o, p in zip(ids, order, items["output"].fillna(""))]
+        scores[name] = 100.0 * score_captions(rows)["aggregate"]["CIDEr"]
+    scores["ratio"] = scores["own"] / scores["shuffled"] if scores["shuffled"] else float("inf")
+    scores["n"] = len(ids)
+    return scores

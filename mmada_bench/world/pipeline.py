@@ -3,11 +3,12 @@
 ``python -m mmada_bench world build --out runs/world [--scale full|mini]`` runs, each step skipped when its
 output is already complete (so a stopped build resumes; the trainer resumes from its last checkpoint):
 
-1. ``tokenizer/``  the world BPE tokenizer              5. ``stage1/`` unified masked-token pretraining
-2. ``magvit/``     the world MAGVIT-v2 (time budget)      6. ``stage2/`` mixed CoT fine-tuning (harness layouts)
-3. ``data/``       evaluation splits + stage corpora      7. ``stage3/`` UniGRPO (POPE / MME correctness)
-4. ``init/``       the random-init checkpoint            8. ``clip/``   the tiny open_clip model
-9. ``model/``      the packaged checkpoint (stage 3 + marker + model card + run defaults + clip/)
+1. ``tokenizer/``  the world BPE tokenizer              5. ``stage1/``     unified masked-token pretraining
+2. ``magvit/``     the world MAGVIT-v2 (time budget)      6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
+3. ``data/``       evaluation splits + stage corpora      7. ``stage2_mmu/`` stage 2 continued on image questions
+4. ``init/``       the random-init checkpoint            8. ``stage3/``     UniGRPO (POPE / MME correctness)
+9. ``clip/``       the tiny open_clip model              10. ``model/``     the packaged checkpoint (stage 3 +
+   model card + run defaults + clip/)
 
 Every step's wall time goes to ``timings.json``; the totals are printed at the end.
 """
@@ -45,9 +46,9 @@ class Scale:
 SCALES = {
     "full": Scale(),
     "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
-                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage3": 3}, clip_steps=20),
+                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_mmu": 6, "stage3": 3}, clip_steps=20),
 }
-STAGES = ("stage1", "stage2", "stage3")
+STAGES = ("stage1", "stage2", "stage2_mmu", "stage3")
 STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "clip", "model")
 
 

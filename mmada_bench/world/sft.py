@@ -151,3 +151,8 @@ def grpo_prompts(sft_rows: list[dict], kind: str) -> list[dict]:
         elif kind == "mmu" and not row.get("reasoning") and row["answer"] in ("Yes", "No"):
             out.append({k: v for k, v in row.items()})
     return out
+
+
+def direct(mmu: list[dict]) -> list[dict]:
+    """The rows of ``mmu`` asked without the thinking prompt (answer first): stage ``stage2_mmu``'s data."""
+    return [row for row in mmu if not row.get("reasoning")]

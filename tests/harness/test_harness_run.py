@@ -175,13 +175,25 @@ def test_missing_dataset_is_one_clear_line(tmp_path):
     assert {"gsm8k", "math500"} <= set(known.replace(",", " ").split())
 
 
-def test_smoke_fallback_is_labelled(tmp_path, monkeypatch):
+def test_bundled_world_split_is_the_labelled_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.warns(UserWarning, match="smoke"):
+    with pytest.warns(UserWarning, match="shapes-world split"):
         outcome = run(RunSettings(tasks=["gsm8k"], model="dummy", output_dir=str(tmp_path / "o"), limit=3,
                                   progress=False))
-    assert {r["split"] for r in outcome.rows} == {"smoke"}
-    assert all(r["dataset_source"].startswith("smoke:") for r in outcome.rows)
+    assert {r["split"] for r in outcome.rows} == {"world"}
+    assert all(r["dataset_source"].startswith("world:") for r in outcome.rows)
+    smoke = run(RunSettings(tasks=["gsm8k"], model="dummy", output_dir=str(tmp_path / "s"), limit=3,
+                            data_dir="smoke", progress=False))
+    assert {r["split"] for r in smoke.rows} == {"smoke"}
+
+
+def test_a_world_generator_folder_is_labelled_world(tmp_path):
+    from mmada_bench.world.tasks import write_tasks
+
+    write_tasks(tmp_path / "tasks", seed=5, n=4)
+    outcome = run(RunSettings(tasks=["gsm8k"], model="dummy", data_dir=str(tmp_path / "tasks"),
+                              output_dir=str(tmp_path / "o"), limit=2, progress=False))
+    assert {r["split"] for r in outcome.rows} == {"world"}
 
 
 def test_checkpoint_without_weights(tmp_path):

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from mmada_bench.commands.show import format_ci, format_value, load_baselines_quietly
+from mmada_bench.data.loading import BUNDLED_SPLIT_NOTES
 from mmada_bench.errors import UsageError
 from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
 from mmada_bench.models.smoke import NO_MODEL_WARNING, result_label
@@ -22,7 +23,8 @@ same command and it continues where it stopped. When a task finishes, its metric
 leaderboard.parquet and its predictions to items/<run_id>/<task>.parquet.
 
 Without --model the packaged smoke checkpoint is used; without a dataset at hand the bundled
-smoke subsets are used. Both are labelled (model name, split "smoke") in every output."""
+shapes-world split is used (split "world"; `--data-dir smoke` for the smoke subsets). Both are labelled in
+every output."""
 EPILOG = """\
 examples:
   python -m mmada_bench run --tasks gsm8k --limit 20
@@ -35,7 +37,8 @@ examples:
 
 data: --data-dir DIR reads DIR/<task>/<split>.jsonl|parquet (e.g. ../shared/data/gsm8k/test.jsonl,
 train.jsonl for few-shot); without it the Hugging Face cache is tried (offline), then the bundled
-smoke subset (--data-dir smoke forces it, --require-data forbids it). Image tasks whose items name
+shapes-world split (--data-dir world forces it, --data-dir smoke picks the smoke subsets of real data,
+--require-data forbids both). Image tasks whose items name
 image files (the original POPE question files) look them up in --image-dir (e.g. COCO val2014).
 """
 
@@ -46,10 +49,10 @@ def add_arguments(parser) -> None:
                         help="checkpoint folder (config.json + *.safetensors) or model name (dummy, dummy:delay=0.1); "
                              "default: the packaged smoke checkpoint")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items of each task")
-    parser.add_argument("--data-dir", default=None, help="folder with <task>/<split>.jsonl|parquet; 'smoke' = bundled subsets")
+    parser.add_argument("--data-dir", default=None, help="folder with <task>/<split>.jsonl|parquet; 'world' / 'smoke' = a bundled set")
     parser.add_argument("--image-dir", default=None,
                         help="folder of the image files items refer to (e.g. COCO val2014 for the original POPE files)")
-    parser.add_argument("--require-data", action="store_true", help="fail instead of falling back to the smoke subsets")
+    parser.add_argument("--require-data", action="store_true", help="fail instead of falling back to a bundled set")
     parser.add_argument("--output-dir", "--output-path", dest="output_dir", default="leaderboards",
                         help="where results go (default: leaderboards/); --output-path as in lm-eval")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
@@ -148,7 +151,7 @@ def format_summary(outcome) -> str:
     table = [("task", "variant", "split", "metric", "value", "95% CI", "n", "errors", "protocol", "paper")]
     for r in [r for r in outcome.rows if r.get("is_primary") and not r.get("breakdown")]:
         protocol = json.loads(r["protocol"])
-        split = r["split"] + (" (SMOKE)" if r["split"] == "smoke" else "")
+        split = r["split"] + (f" ({BUNDLED_SPLIT_NOTES[r['split']]})" if r["split"] in BUNDLED_SPLIT_NOTES else "")
         table.append((r["task"], r["variant"], split, f"{r['metric']}/{r['filter']}",
                       format_value(r["value"], r.get("unit")), format_ci(r), str(r["n"]), str(r["n_errors"]),
                       f"{protocol.get('benchmark')} {protocol.get('shots')}-shot",

@@ -5,6 +5,7 @@ import json
 import sys
 
 from mmada_bench.cards.discovery import get_task
+from mmada_bench.data.loading import BUNDLED_SPLIT_NOTES
 from mmada_bench.models.smoke import result_label
 from mmada_bench.results import baselines
 from mmada_bench.results.baselines import baseline_family, protocol_differences
@@ -120,7 +121,7 @@ def format_show(rows, baselines) -> str:
     for task, group in rows.groupby("task", sort=False):
         r0 = group.iloc[0]
         protocol = json.loads(r0["protocol"])
-        split = r0["split"] + ("  [SMOKE SUBSET]" if r0["split"] == "smoke" else "")
+        split = r0["split"] + (f"  [{BUNDLED_SPLIT_NOTES[r0['split']]}]" if r0["split"] in BUNDLED_SPLIT_NOTES else "")
         lines += ["", f"{task} v{r0['task_version']}  variant {r0['variant']}  split {split}  preset {r0['preset']}",
                   f"  protocol: {protocol.get('description', '')}"]
         breakdown = group["breakdown"] if "breakdown" in group else None
@@ -133,15 +134,14 @@ def format_show(rows, baselines) -> str:
             lines += format_breakdowns(group[breakdown.notna()])
         if baselines is None:
             continue
-        if label:
-            lines.append("  published baselines not shown: this model's results are not benchmark results")
-            continue
         names = [protocol["benchmark"], *protocol.get("baseline_aliases", {})]
         matches = baselines[baselines["benchmark"].isin(names)]
         if matches.empty:
             lines.append(f"  no published baselines for {protocol['benchmark']}")
             continue
         card = _card(task)
+        if label:
+            lines.append(f"  [{label}: the baselines below are for orientation only, not a comparison]")
         lines.append(f"  published baselines ({protocol['benchmark']}; * = protocol differs from this card; "
                      f"[the variant the baseline's model family is scored with]):")
         width = max(len(m) for m in matches["model"])

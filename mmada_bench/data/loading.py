@@ -41,6 +41,8 @@ WORLD_DIR = Path(__file__).resolve().parents[1] / "assets" / "world"
 WORLD_SPLIT = "world"
 #: bundled sets in fallback order: split label -> folder
 BUNDLED = {WORLD_SPLIT: WORLD_DIR, SMOKE_SPLIT: SMOKE_DIR}
+#: how outputs mark a bundled split (never mistaken for the benchmark's own test split)
+BUNDLED_SPLIT_NOTES = {WORLD_SPLIT: "SHAPES-WORLD SPLIT", SMOKE_SPLIT: "SMOKE SUBSET"}
 
 
 class DatasetMissing(FileNotFoundError):

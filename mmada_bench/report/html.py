@@ -10,6 +10,7 @@ import pandas as pd
 
 from mmada_bench.cards.discovery import get_task
 from mmada_bench.commands.show import format_ci, format_value
+from mmada_bench.data.loading import BUNDLED_SPLIT_NOTES
 from mmada_bench.exports.run_data import RunData
 from mmada_bench.gate import compare_runs, load_run, markdown_report
 from mmada_bench.models.smoke import result_label
@@ -92,7 +93,8 @@ def headline_section(run: RunData) -> str:
     rows = []
     for task in run.tasks:
         r = run.primary(task)
-        split = esc(r["split"]) + (' <span class="smoke">SMOKE SUBSET</span>' if r["split"] == "smoke" else "")
+        note = BUNDLED_SPLIT_NOTES.get(r["split"])
+        split = esc(r["split"]) + (f' <span class="smoke">{note}</span>' if note else "")
         rows.append([f"<strong>{esc(task)}</strong>", esc(f"{r['metric']}/{r['filter']}"),
                      "\x00" + esc(format_value(r["value"], r.get("unit"))), esc(format_ci(r)), "\x00" + esc(r["n"]),
                      "\x00" + esc(r["n_errors"]), esc(r["variant"]), esc(r["preset"]), split])

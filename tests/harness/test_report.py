@@ -60,7 +60,7 @@ def test_report_sections_hold_the_runs(report):
     _, text = report
     for needle in ("base-run", "cand-run", "<strong>gsm8k</strong>", "<strong>pope</strong>", "LLaDA 8B Instruct",
                    "shots: 4 vs 5", "Regression gate", "speed against quality", "latency and throughput",
-                   "manifest of cand-run", "contact sheet t2i", "SMOKE SUBSET"):
+                   "manifest of cand-run", "contact sheet t2i", "SHAPES-WORLD SPLIT"):
         assert needle in text, needle
     assert "<table><thead><tr><th>task</th><th>metric</th><th>gated</th>" in text  # the gate table as HTML
 

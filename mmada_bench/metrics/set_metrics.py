@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from mmada_bench.registry import register_set_metric
 from mmada_scoring.caption import score_captions
-from mmada_scoring.mme import score_mme
+from mmada_scoring.mme import COGNITION_CATEGORIES, PERCEPTION_CATEGORIES, score_mme
 from mmada_scoring.pope import score_pope
 
 
@@ -57,6 +57,9 @@ def pope_set_metric(entries: list[dict], options: dict) -> list[dict]:
 pope_set_metric.outputs = POPE_OUTPUTS
 
 
+GROUP_CATEGORIES = {"perception": PERCEPTION_CATEGORIES, "cognition": COGNITION_CATEGORIES}
+
+
 @register_set_metric("mme")
 def mme_set_metric(entries: list[dict], options: dict) -> list[dict]:
     """MME perception (max 2000) and cognition (max 800), and acc / acc+ / score per category."""
@@ -67,7 +70,7 @@ def mme_set_metric(entries: list[dict], options: dict) -> list[dict]:
     for group in ("perception", "cognition"):
         if result[group] is not None:
             rows.append(_row(group, result[group], unit="points", n=len(entries)))
-        elif result[f"{group}_partial"]:
+        elif any(c in result["categories"] for c in GROUP_CATEGORIES[group]):
             rows.append(_row(f"{group}_partial", result[f"{group}_partial"], unit="points", n=len(entries)))
     for category, scores in sorted(result["categories"].items()):
         breakdown = f"category={category}"

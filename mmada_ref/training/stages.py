@@ -71,6 +71,7 @@ class TrainSection:
     log_every: int = 10
     save_every: int = 1000
     keep_last: int = 2
+    tensorboard: bool = False            # also write the logged records as TensorBoard scalars (OUTPUT_DIR/tensorboard/)
 
 
 @dataclass

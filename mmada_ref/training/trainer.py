@@ -10,6 +10,7 @@ Run folder::
     OUTPUT_DIR/config.yaml                   the resolved stage config
     OUTPUT_DIR/metrics.jsonl                 one record per logged step (loss terms, lr, reward, steps/s)
     OUTPUT_DIR/curves/*.png                  loss (and reward) curves, rewritten at every checkpoint
+    OUTPUT_DIR/tensorboard/                  the same records as TensorBoard scalars (train.tensorboard: true)
     OUTPUT_DIR/checkpoints/step-NNNNNNN/     official-format model + tokenizer (+ magvitv2/), loadable by
                                              ``python -m mmada_bench run --model`` and MMaDAModelLM.from_pretrained;
         accelerate_state/                    optimiser / scheduler / RNG state for resuming
@@ -36,6 +37,7 @@ from .grpo import build_grpo_step
 from .objective import total_loss, unified_losses
 from .plot import plot_run
 from .stages import StageConfig
+from .tensorboard_log import TensorBoardLog
 
 STATE_DIR = "accelerate_state"
 TRAINER_STATE = "trainer_state.json"
@@ -84,6 +86,8 @@ class Trainer:
             mixed_precision=cfg.train.mixed_precision)
         set_seed(cfg.train.seed)
         acc = self.accelerator
+        # before the model loads: a missing tensorboard package fails at once
+        self.tensorboard = TensorBoardLog(self.output_dir) if cfg.train.tensorboard and acc.is_main_process else None
         self.tokenizer = load_text_tokenizer(cfg.model.tokenizer or cfg.model.path)
         model = MMaDAModelLM.from_pretrained(cfg.model.path, torch_dtype=torch.float32)
         self.tokens = SpecialTokens.from_tokenizer(self.tokenizer, model.config)
@@ -127,20 +131,25 @@ class Trainer:
         record: dict = {}
         sums: dict = {}
         window_start, window_steps = time.perf_counter(), 0
-        while self.step < self.max_steps:
-            metrics = self._optimizer_step()
-            self.step += 1
-            window_steps += 1
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if self.step % cfg.train.log_every == 0 or self.step == self.max_steps:
-                elapsed = time.perf_counter() - window_start
-                record = {"step": self.step, **self._mean_over_processes({k: v / window_steps for k, v in sums.items()}),
-                          "lr": self.scheduler.get_last_lr()[0], "steps_per_s": window_steps / max(elapsed, 1e-9)}
-                self._log(record)
-                sums, window_start, window_steps = {}, time.perf_counter(), 0
-            if self.step % cfg.train.save_every == 0 or self.step == self.max_steps:
-                self.save()
+        try:
+            while self.step < self.max_steps:
+                metrics = self._optimizer_step()
+                self.step += 1
+                window_steps += 1
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if self.step % cfg.train.log_every == 0 or self.step == self.max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    means = self._mean_over_processes({k: v / window_steps for k, v in sums.items()})
+                    record = {"step": self.step, **means, "lr": self.scheduler.get_last_lr()[0],
+                              "steps_per_s": window_steps / max(elapsed, 1e-9)}
+                    self._log(record)
+                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if self.step % cfg.train.save_every == 0 or self.step == self.max_steps:
+                    self.save()
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
         acc.wait_for_everyone()
         return record
 
@@ -175,6 +184,8 @@ class Trainer:
             return
         with open(self.output_dir / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.add(record)
 
     # --- checkpoints ----------------------------------------------------------------------------
     def save(self) -> Path:

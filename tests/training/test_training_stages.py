@@ -83,6 +83,7 @@ def test_checkpoint_round_trip_and_resume(stages, tmp_path):
     resumed.train()
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3, 4, 5, 6]
     assert latest_checkpoint(tmp_path).name == "step-0000006"
+    assert not (tmp_path / "tensorboard").exists()  # off by default
 
 
 def test_shipped_stage_configs_parse(tmp_path):
@@ -145,3 +146,42 @@ def test_bad_rows_get_clear_errors(tmp_path):
     (tmp_path / "b.jsonl").write_text('{"text": 1}\n{broken\n')
     with pytest.raises(ValueError, match="b.jsonl:2"):
         read_rows(tmp_path / "b.jsonl")
+
+
+def test_tensorboard_scalars_follow_metrics_jsonl(stages, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["train"].update(max_steps=3, log_every=1, save_every=100, tensorboard=True)
+    Trainer(stage_from_dict(stage), tmp_path, resume=False).train()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    records = read_metrics(tmp_path)
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [r["step"] for r in records] == [1, 2, 3]
+    assert [e.value for e in loss] == pytest.approx([r["loss"] for r in records], rel=1e-6)
+    assert {"train/lr", "train/loss_t2i", "train/loss_lm", "train/loss_mmu"} <= set(events.Tags()["scalars"])
+
+
+def test_tensorboard_without_the_package_is_one_clear_error(stages, tmp_path, monkeypatch, capsys):
+    import sys
+
+    import yaml
+
+    from mmada_ref.training.__main__ import main
+    from mmada_ref.training.tensorboard_log import TensorBoardMissing
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["train"]["tensorboard"] = True
+    with pytest.raises(TensorBoardMissing, match=r'pip install "mmada-bench\[tensorboard\]"'):
+        Trainer(stage_from_dict(stage), tmp_path / "api", resume=False)
+    stage["train"]["tensorboard"] = False
+    config = tmp_path / "stage.yaml"
+    config.write_text(yaml.safe_dump(stage))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config), "--output-dir", str(tmp_path / "cli"), "--tensorboard"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "mmada-bench[tensorboard]" in err
+    assert not (tmp_path / "cli" / "metrics.jsonl").exists()

@@ -17,6 +17,7 @@ from mmada_bench.errors import UsageError, report
 
 COMMANDS: dict[str, str] = {
     "run": "mmada_bench.commands.run",
+    "score": "mmada_bench.commands.score",
     "list-tasks": "mmada_bench.commands.list_tasks",
     "show": "mmada_bench.commands.show",
     "compare": "mmada_bench.commands.compare",

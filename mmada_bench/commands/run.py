@@ -24,7 +24,11 @@ leaderboard.parquet and its predictions to items/<run_id>/<task>.parquet.
 
 Without --model the packaged smoke checkpoint is used; without a dataset at hand the bundled
 shapes-world split is used (split "world"; `--data-dir smoke` for the smoke subsets). Both are labelled in
-every output."""
+every output.
+
+--predict-only generates and stores the items (the same item store and item table as a normal run)
+and scores nothing: no metrics, no leaderboard rows. Score such a run later, without the model, with
+`python -m mmada_bench score RUN` (or by running the same command without --predict-only)."""
 EPILOG = """\
 examples:
   python -m mmada_bench run --tasks gsm8k --limit 20
@@ -32,6 +36,7 @@ examples:
       --device cuda --dtype bfloat16 --batch-size 8 --variant mmada-chat
   python -m mmada_bench run --tasks gsm8k --model dummy:delay=0.05 --limit 50   # plumbing check
   python -m mmada_bench run --tasks gsm8k --preset fast --seed 0 --output-dir out/
+  python -m mmada_bench run --tasks gsm8k --model DIR --predict-only && python -m mmada_bench score latest
   python -m mmada_bench run --tasks t2i --model /ckpt/MMaDA-8B-Base --device cuda --batch-size 8 \
       --clip-checkpoint /weights/ViT-L-14.pt --imagereward-dir /weights/ImageReward   # PNGs + CLIP / ImageReward
 
@@ -69,9 +74,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
                         help="another folder of task cards (searched before the packaged ones; repeatable)")
     parser.add_argument("--variant", default=None, help="task variant, e.g. mmada-chat (default: each card's default)")
+    parser.add_argument("--predict-only", action="store_true",
+                        help="generate and store the items, score nothing (no metrics, no leaderboard rows); "
+                             "score later with: python -m mmada_bench score RUN")
+    parser.add_argument("--log-samples", action="store_true",
+                        help="accepted for lm-eval compatibility and does nothing: every sample is always kept "
+                             "(items/<run_id>/<task>.parquet; export --format lm-eval writes samples_<task>.jsonl)")
     parser.add_argument("--run-id", default=None, help="explicit run id (default: hash of model + tasks + settings)")
     parser.add_argument("--retry-errors", action="store_true", help="regenerate items whose generation failed before")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_t2i_arguments(parser)
+
+
+def add_t2i_arguments(parser) -> None:
+    """The text-to-image flags: the prompt set and the scorers' weights (``run`` and ``score``)."""
     t2i = parser.add_argument_group("text-to-image tasks (t2i)")
     t2i.add_argument("--prompts", default=None,
                      help="prompt set: a .txt (one per line) / .jsonl / .parquet file or a cached HF dataset ORG/NAME[:SPLIT] "
@@ -109,7 +125,7 @@ def main(args) -> int:
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
         prompts=args.prompts, scorers=_scorer_options(args), progress=not args.no_progress,
         gen_kwargs=parse_key_values(args.gen_kwargs, "--gen-kwargs"), num_fewshot=args.num_fewshot,
-        include_paths=list(args.include_path))
+        include_paths=list(args.include_path), predict_only=args.predict_only)
     try:
         outcome = run(settings)
     except (ModelLoadError, RunBusy) as exc:
@@ -117,7 +133,9 @@ def main(args) -> int:
         return 1
     for task, message in outcome.task_errors.items():
         print(f"error: {message}", file=sys.stderr)
-    if outcome.rows:
+    if outcome.predicted:
+        print(format_predict_only(outcome))
+    elif outcome.rows:
         print(format_summary(outcome))
     return 1 if outcome.task_errors else 0
 
@@ -139,14 +157,36 @@ def _scorer_options(args) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def format_summary(outcome) -> str:
+def format_predict_only(outcome) -> str:
+    """The first screen of a ``--predict-only`` run: what was stored per task and how to score it later."""
+    label = f" [{outcome.model_label}]" if outcome.model_label else ""
+    lines = [f"run {outcome.run_id}  model {outcome.model_name}{label}  PREDICT-ONLY: nothing scored, no leaderboard rows",
+             f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
+    table = [("task", "variant", "split", "items", "generation errors")]
+    for task, info in outcome.predicted.items():
+        split = info["split"] + (f" ({BUNDLED_SPLIT_NOTES[info['split']]})" if info["split"] in BUNDLED_SPLIT_NOTES else "")
+        table.append((task, info["variant"], split, str(info["n"]), str(info["n_errors"])))
+    lines += _columns(table)
+    lines.append(f"predictions: {outcome.output_dir}/items/{outcome.run_id}/ (and runs/{outcome.run_id}/items/*.jsonl)")
+    lines.append(f"score them later (no model needed): python -m mmada_bench score {outcome.run_id} "
+                 f"--output-dir {outcome.output_dir}")
+    return "\n".join(lines)
+
+
+def _columns(table: list[tuple]) -> list[str]:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+
+
+def format_summary(outcome, activity: str | None = None) -> str:
     """The first screen of a run: one headline row per task (primary metric, interval, n, errors, protocol, the
-    family's published number), then how to see every parser and breakdown."""
+    family's published number), then how to see every parser and breakdown. ``activity`` replaces the line
+    counting generated / resumed items."""
     first = outcome.rows[0]
     label = result_label(first)
     smoke = f" [{label}]" if label else ""
     lines = [f"run {outcome.run_id}  model {first['model_name']} ({first['model_family']}){smoke}",
-             f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
+             activity or f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
     published = load_baselines_quietly()
     table = [("task", "variant", "split", "metric", "value", "95% CI", "n", "errors", "protocol", "paper")]
     for r in [r for r in outcome.rows if r.get("is_primary") and not r.get("breakdown")]:
@@ -156,9 +196,7 @@ def format_summary(outcome) -> str:
                       format_value(r["value"], r.get("unit")), format_ci(r), str(r["n"]), str(r["n_errors"]),
                       f"{protocol.get('benchmark')} {protocol.get('shots')}-shot",
                       "-" if label else reference_value(published, protocol.get("benchmark"), r["model_family"])))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    lines += _columns(table)
     lines.append(f"({len(outcome.rows) - len(table) + 1} more rows, every parser and breakdown: "
                  f"python -m mmada_bench show {outcome.run_id} --all --output-dir {outcome.output_dir})")
     lines.append(f"results: {outcome.output_dir}/leaderboard.parquet, {outcome.output_dir}/items/{outcome.run_id}/")

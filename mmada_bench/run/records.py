@@ -78,7 +78,8 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
             values = SET_METRICS.get(spec.name)(entries, dict(spec.options))
         except Exception as exc:  # noqa: BLE001 - the items are stored; only this metric is missing
             errors.append(f"{plan.card.name}: set metric {spec.name}/{spec.filter} failed: {type(exc).__name__}: {exc} "
-                          f"(the generated items are kept; fix the cause and re-run the same command to score them)")
+                          f"(the generated items are kept; fix the cause, then `python -m mmada_bench score "
+                          f"{common['run_id']}` or the same run command scores them)")
             continue
         for v in values:
             rows.append({**common, "metric": v["metric"], "filter": spec.filter, "value": v["value"],
@@ -137,10 +138,12 @@ def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
         identity["tasks"] = {**(stored.get("identity") or {}).get("tasks", {}), **identity["tasks"]}
     model, settings = ctx.model, ctx.settings
     manifest = {"run_id": ctx.run_id, "started_at": started_at, "updated_at": utc_now(),
+                "predict_only": bool(settings.predict_only),
                 "model": {"name": model.name, "family": model.family, "fingerprint": model.fingerprint(),
                           "is_smoke": bool(getattr(model, "is_smoke", False)), "label": model_label(model),
                           "spec": settings.model},
                 "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
+                "defaults": dataclasses.asdict(ctx.defaults) if ctx.defaults is not None else None,
                 "tasks": [p.describe() for p in plans], "identity": identity, "git_sha": git_sha(),
                 "packages": package_versions(), "java": java_version(), "device": device_info()}
     atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())

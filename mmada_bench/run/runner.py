@@ -16,7 +16,7 @@ from mmada_bench.models.loader import family_of, model_folder, resolve_model
 from mmada_bench.results.store import file_lock
 from mmada_bench.run import distributed
 from mmada_bench.run.planning import compute_run_id, plan_task
-from mmada_bench.run.records import write_manifest
+from mmada_bench.run.records import model_label, write_manifest
 from mmada_bench.run.text_path import run_text_task
 from mmada_bench.run.text_to_image import run_t2i
 from mmada_bench.run.types import RunBusy, RunContext, RunOutcome, RunSettings
@@ -44,8 +44,9 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
     run_id = settings.run_id or compute_run_id(model, plans, settings)
     distributed.agree_run_id(dist, run_id)
     out = Path(settings.output_dir)
-    outcome = RunOutcome(run_id, model.name, task_errors=task_errors, output_dir=str(out))
-    ctx = RunContext(settings, model, run_id, out, out / "runs" / run_id, "", dist, outcome)
+    outcome = RunOutcome(run_id, model.name, task_errors=task_errors, output_dir=str(out),
+                         model_label=model_label(model))
+    ctx = RunContext(settings, model, run_id, out, out / "runs" / run_id, "", dist, outcome, defaults)
     lock = file_lock(ctx.run_dir / dist.lock_name, blocking=False)
     try:
         lock.__enter__()

@@ -1,5 +1,5 @@
 """The text path of the runner (``generate_until``, ``yes_no``, ``caption`` cards): generate the items a store
-lacks in batches, cut at stops, run the card's filters and metrics, write the item table and leaderboard rows."""
+lacks in batches and store them cut at stops; scoring and the results are :mod:`mmada_bench.run.text_scoring`'s."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,13 +7,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from mmada_bench.cards.schema import TaskCard
 from mmada_bench.data.images import open_image
-from mmada_bench.metrics import METRICS
-from mmada_bench.metrics.filters import apply_chain
 from mmada_bench.models.base import GenerationRequest, GenerationResult
 from mmada_bench.results.environment import utc_now
-from mmada_bench.results.leaderboard import upsert_leaderboard, write_items
 from mmada_bench.results.store import ItemStore
 from mmada_bench.run import distributed
 from mmada_bench.run.progress import (
@@ -21,14 +17,8 @@ from mmada_bench.run.progress import (
     drop_failed_generations,
     resume_progress,
 )
-from mmada_bench.run.records import (
-    common_row_fields,
-    item_metric_rows,
-    item_table_rows,
-    set_metric_rows,
-)
+from mmada_bench.run.text_scoring import finish_text_task, unscored
 from mmada_bench.run.types import PlannedItem, RunContext, TaskPlan
-from mmada_scoring.gsm8k import truncate_at_stops
 
 
 def run_text_task(plan: TaskPlan, ctx: RunContext) -> list[dict]:
@@ -39,42 +29,7 @@ def run_text_task(plan: TaskPlan, ctx: RunContext) -> list[dict]:
     records = distributed.collect(plan, dist, ctx.run_dir, records)
     if records is None:  # not rank 0: rank 0 writes the task's results
         return []
-    write_items(ctx.output_dir, ctx.run_id, plan.card.name, item_table_rows(records, ctx.run_id, plan.card.name))
-    errors: list = []
-    common = common_row_fields(plan, records, ctx)
-    rows = item_metric_rows(plan, records, common) + set_metric_rows(plan, records, common, errors)
-    if errors:
-        ctx.outcome.task_errors[plan.card.name] = "; ".join(errors)
-    if rows:
-        upsert_leaderboard(ctx.output_dir, rows)
-    return rows
-
-
-def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Optional[str],
-                 primary: Optional[tuple[str, str]] = None) -> dict:
-    """Cut at stops, run every filter chain and metric; errors and empty outputs score 0."""
-    output = truncate_at_stops(raw or "", stop)
-    if error is None and not output.strip():
-        error = "empty generation: the model returned no text before a stop string (check the preset's gen_length and the stops)"
-    extracted, scores = {}, {}
-    for metric in card.metrics:
-        key = f"{metric.name}/{metric.filter}"
-        if error is not None:
-            extracted[metric.filter], scores[key] = "", 0.0
-            continue
-        try:
-            chain = card.filters.get(metric.filter, [])
-            answer = extracted.setdefault(metric.filter, apply_chain(chain, output, doc))
-            scores[key] = float(METRICS.get(metric.name)(answer, str(doc.get(metric.gold, "")), doc))
-        except Exception as exc:  # noqa: BLE001 - one item's scoring failure must not stop the run
-            error = f"scoring failed ({metric.name}): {type(exc).__name__}: {exc}"
-            scores[key] = 0.0
-    primary_metric, primary_filter = primary or card.primary()
-    key = f"{primary_metric}/{primary_filter}"
-    if key not in scores:  # a set metric is the headline: the item's score is a per-item metric of its filter
-        key = next((k for k in scores if k.endswith(f"/{primary_filter}")), next(iter(scores), key))
-    return {"output": output, "extracted": extracted, "scores": scores, "error": error,
-            "extracted_answer": extracted.get(primary_filter, ""), "score": scores.get(key, 0.0)}
+    return finish_text_task(plan, ctx, records)
 
 
 def generate_items(plan: TaskPlan, ctx: RunContext, store_path: Path) -> list[dict]:
@@ -139,12 +94,11 @@ def _single(model, request: GenerationRequest, preset) -> GenerationResult:
 def _record(plan: TaskPlan, planned: PlannedItem, result: Optional[GenerationResult], share_s: float) -> dict:
     error = planned.error or (result.error if result else None)
     raw = result.text if result else ""
-    scored = score_output(plan.card, raw, plan.stop, planned.item.doc, error, plan.primary)
     gold_field = plan.card.metrics[0].gold if plan.card.metrics else None
     return {
         "item_id": planned.item.item_id, "index": planned.item.index, "split": plan.data.split,
         "prompt_hash": planned.prompt_hash, "prompt": planned.prompt,
-        "gold": str(planned.item.doc.get(gold_field, "")) if gold_field else "", "raw_output": raw, **scored,
+        "gold": str(planned.item.doc.get(gold_field, "")) if gold_field else "", "raw_output": raw, **unscored(raw, plan.stop, error),
         "latency_s": result.latency_s if result else 0.0, "wall_share_s": share_s,
         "n_generated_tokens": result.n_generated_tokens if result else 0, "nfe": result.nfe if result else 0,
         "stats": result.stats if result else {}, "completed_at": utc_now(),

@@ -3,8 +3,8 @@
 Layout under ``runs/<run_id>/``: ``items/<task>.jsonl`` (one generation record per item, fsync'ed: the
 resume state), ``images/<task>/<index>_<id>.png`` + ``metadata.jsonl`` + ``contact_sheet.png``. A re-run
 keeps every stored image and generates only the missing ones (an image file deleted by hand is made
-again). Scores are recomputed from the PNGs on every run, so a run that lacked scorer weights is scored by
-re-running it with the weights. Leaderboard ``value`` = mean over the images that were scored, ``n`` =
+again). Scores are recomputed from the PNGs on every run, so a run that lacked scorer weights (or ran with
+``--predict-only``) is scored by re-running it with the weights, or by ``python -m mmada_bench score RUN``. Leaderboard ``value`` = mean over the images that were scored, ``n`` =
 their count, ``n_errors`` = items without an image (bad rows, empty prompts, failed generations).
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ from mmada_scoring.scorer_weights import ScorerWeightsMissing
 
 
 def run_t2i(plan: TaskPlan, ctx: RunContext) -> list[dict]:
-    """Generate the missing images of ``plan``, score all of them, write the item table and leaderboard rows.
+    """Generate the missing images of ``plan``, score all of them (:func:`finish_t2i`), write the item table and
+    leaderboard rows.
 
     Runs on rank 0 only. Task-level problems (a model that cannot draw, missing scorer weights) go to
     ``outcome.task_errors``; the images that were made are kept either way."""
@@ -60,15 +61,25 @@ def run_t2i(plan: TaskPlan, ctx: RunContext) -> list[dict]:
         store.close()
     records = [store.records[p.item.item_id] for p in plan.items if p.item.item_id in store.records]
     _write_image_listings(records, image_dir, errors)
-    metric_rows = _score(plan, records, image_dir, settings, errors) if records else []
-    rows = []
-    if records:
+    return finish_t2i(plan, ctx, records, errors)
+
+
+def finish_t2i(plan: TaskPlan, ctx: RunContext, records: list[dict], errors: Optional[list[str]] = None) -> list[dict]:
+    """Score the stored images (not with ``--predict-only``), write the item table and the leaderboard rows;
+    ``errors`` (with this step's own) go to ``outcome.task_errors``. ``score RUN`` calls this alone."""
+    task, rows, errors = plan.card.name, [], errors if errors is not None else []
+    if records and ctx.settings.predict_only:
+        ctx.outcome.predicted[task] = {"variant": plan.variant_name, "split": plan.data.split, "n": len(records),
+                                       "n_errors": sum(1 for r in records if r.get("error"))}
+    elif records:
+        metric_rows = _score(plan, records, ctx.run_dir / "images" / task, ctx.settings, errors)
         rows = _leaderboard_rows(plan, records, metric_rows, ctx)
+    if records:
         write_items(ctx.output_dir, ctx.run_id, task, item_table_rows(records, ctx.run_id, task))
-        if rows:
-            upsert_leaderboard(ctx.output_dir, rows)
+    if rows:
+        upsert_leaderboard(ctx.output_dir, rows)
     if errors:
-        outcome.task_errors[task] = "\n".join(errors)
+        ctx.outcome.task_errors[task] = "\n".join(errors)
     return rows
 
 

@@ -38,6 +38,7 @@ class RunSettings:
     gen_kwargs: dict = field(default_factory=dict)  # --gen-kwargs: overrides of the preset's sampler settings
     num_fewshot: Optional[int] = None  # --num-fewshot: overrides the card's prompt.fewshot.n
     include_paths: list = field(default_factory=list)  # --include-path: folders of task cards searched first
+    predict_only: bool = False  # --predict-only: generate and store the items, score nothing
     progress: bool = True
 
 
@@ -89,6 +90,8 @@ class RunOutcome:
     generated: int = 0
     resumed: int = 0
     output_dir: str = ""
+    model_label: str = ""  # the model's "not a benchmark result" label (smoke / demo checkpoints)
+    predicted: dict = field(default_factory=dict)  # --predict-only: task -> {"variant", "split", "n", "n_errors"}
 
 
 @dataclass
@@ -103,3 +106,4 @@ class RunContext:
     started_at: str
     dist: Any  # mmada_bench.run.distributed.DistContext
     outcome: RunOutcome
+    defaults: Any = None  # mmada_bench.models.defaults.CheckpointDefaults the tasks were planned with

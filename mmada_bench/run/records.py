@@ -78,8 +78,8 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
             values = SET_METRICS.get(spec.name)(entries, dict(spec.options))
         except Exception as exc:  # noqa: BLE001 - the items are stored; only this metric is missing
             errors.append(f"{plan.card.name}: set metric {spec.name}/{spec.filter} failed: {type(exc).__name__}: {exc} "
-                          f"(the generated items are kept; fix the cause, then `python -m mmada_bench score "
-                          f"{common['run_id']}` or the same run command scores them)")
+                          f"(the generated items are kept; fix the cause and re-run the same command, or "
+                          f"`python -m mmada_bench score {common['run_id']}`, to score them)")
             continue
         for v in values:
             rows.append({**common, "metric": v["metric"], "filter": spec.filter, "value": v["value"],

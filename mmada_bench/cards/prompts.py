@@ -50,8 +50,14 @@ def fewshot_plan(card: TaskCard, pool: list[dict], n_items: int) -> list[list[di
     return [rng.sample(pool, spec.n) for _ in range(n_items)]
 
 
-def build_prompt(card: TaskCard, variant: VariantSpec, doc: dict, shots: list[dict]) -> tuple[str, Optional[list[dict]]]:
-    """(prompt text, chat messages or None) for one item."""
+def build_prompt(card: TaskCard, variant: VariantSpec, doc: dict, shots: list[dict], chat: bool = False,
+                 system_instruction: Optional[str] = None) -> tuple[str, Optional[list[dict]]]:
+    """(prompt text, chat messages or None) for one item.
+
+    ``chat`` (``--apply-chat-template``) sends the prompt as one user turn even when the variant is plain.
+    ``system_instruction`` (``--system-instruction``) is, in a chat layout, a system turn before the user turn
+    (ahead of the variant's own ``system_prompt``, joined by the few-shot delimiter); in a plain layout it is put
+    before the prompt, followed by the few-shot delimiter (lm-eval's layout without a chat template)."""
     p = card.prompt
     parts = [render(p.template, s) + p.target_delimiter + render(p.target, s) for s in shots]
     question = render(variant.template or p.template, doc)
@@ -59,10 +65,11 @@ def build_prompt(card: TaskCard, variant: VariantSpec, doc: dict, shots: list[di
         question = question.replace(old, new)
     parts.append(question)
     prompt = variant.prefix + p.fewshot_delimiter.join(parts)
-    messages = None
-    if variant.chat:
-        messages = ([{"role": "system", "content": variant.system_prompt}] if variant.system_prompt else [])
-        messages.append({"role": "user", "content": prompt})
+    if not (variant.chat or chat):
+        return (system_instruction + p.fewshot_delimiter + prompt if system_instruction else prompt), None
+    system = p.fewshot_delimiter.join(filter(None, [system_instruction, variant.system_prompt]))
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
     return prompt, messages
 
 

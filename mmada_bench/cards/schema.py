@@ -152,6 +152,7 @@ class TaskCard:
     set_metrics: list[SetMetricSpec] = field(default_factory=list)  # metrics over the whole item set
     primary_metric: Optional[str] = None  # "metric/filter"; default: the first metric
     regression: RegressionSpec = field(default_factory=RegressionSpec)
+    allow_chat_override: bool = True  # false: --apply-chat-template / --system-instruction are refused (fixed protocol)
     path: Optional[str] = None  # set on load
 
     @property
@@ -189,6 +190,7 @@ class TaskCard:
         """Hash of everything in the card that can change prompts or scores."""
         data = dataclasses.asdict(self)
         data.pop("path", None)
+        data.pop("allow_chat_override", None)  # a permission for flags; what the flags change is in the run id
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -37,6 +37,7 @@ examples:
   python -m mmada_bench run --tasks gsm8k --model dummy:delay=0.05 --limit 50   # plumbing check
   python -m mmada_bench run --tasks gsm8k --preset fast --seed 0 --output-dir out/
   python -m mmada_bench run --tasks gsm8k --model DIR --predict-only && python -m mmada_bench score latest
+  python -m mmada_bench run --tasks gsm8k --apply-chat-template --system-instruction "Answer briefly."
   python -m mmada_bench run --tasks t2i --model /ckpt/MMaDA-8B-Base --device cuda --batch-size 8 \
       --clip-checkpoint /weights/ViT-L-14.pt --imagereward-dir /weights/ImageReward   # PNGs + CLIP / ImageReward
 
@@ -74,6 +75,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--include-path", action="append", default=[], metavar="DIR",
                         help="another folder of task cards (searched before the packaged ones; repeatable)")
     parser.add_argument("--variant", default=None, help="task variant, e.g. mmada-chat (default: each card's default)")
+    parser.add_argument("--apply-chat-template", action="store_true",
+                        help="send text tasks whose variant is plain as one user turn through the model's chat template "
+                             "(cards with allow_chat_override: false refuse it); recorded in the manifest and the run id")
+    parser.add_argument("--system-instruction", default=None, metavar="TEXT",
+                        help="a system instruction: a system turn before the user turn in a chat layout, else put before "
+                             "the prompt + the few-shot delimiter; recorded in the manifest and the run id")
     parser.add_argument("--predict-only", action="store_true",
                         help="generate and store the items, score nothing (no metrics, no leaderboard rows); "
                              "score later with: python -m mmada_bench score RUN")
@@ -118,6 +125,8 @@ def main(args) -> int:
             raise UsageError(f"--include-path {folder}: no such folder of task cards")
     if not tasks:
         raise UsageError("--tasks names no task; pass e.g. --tasks pope,mme (python -m mmada_bench list-tasks)")
+    if args.system_instruction is not None and not args.system_instruction.strip():
+        raise UsageError("--system-instruction is empty; pass the instruction text or drop the flag")
     settings = RunSettings(
         tasks=tasks, model=args.model, limit=args.limit,
         data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=resolve_dtype(args.dtype, args.device),
@@ -125,7 +134,8 @@ def main(args) -> int:
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
         prompts=args.prompts, scorers=_scorer_options(args), progress=not args.no_progress,
         gen_kwargs=parse_key_values(args.gen_kwargs, "--gen-kwargs"), num_fewshot=args.num_fewshot,
-        include_paths=list(args.include_path), predict_only=args.predict_only)
+        include_paths=list(args.include_path), predict_only=args.predict_only,
+        apply_chat_template=args.apply_chat_template, system_instruction=args.system_instruction)
     try:
         outcome = run(settings)
     except (ModelLoadError, RunBusy) as exc:

@@ -144,6 +144,7 @@ def results(run: RunData, task_samples: dict[str, list[dict]]) -> dict:
     scores = {t: [_json(s, {}) for s in run.items(t)["scores"]] for t in tasks}
     packages = _json(first.get("package_versions"), {})
     started = _dt.datetime.fromisoformat(min(str(v) for v in run.board["started_at"]))
+    system = (run.manifest.get("settings") or {}).get("system_instruction")  # run --system-instruction
     return {
         "results": {t: task_results(run, t, scores[t]) for t in tasks},
         "group_subtasks": {t: [] for t in reversed(tasks)},
@@ -174,7 +175,8 @@ def results(run: RunData, task_samples: dict[str, list[dict]]) -> dict:
                                                 for s in task_samples[t])) for t in tasks},
         "model_source": str(first["model_family"]), "model_name": model,
         "model_name_sanitized": sanitize_model_name(model),
-        "system_instruction": None, "system_instruction_sha": None, "fewshot_as_multiturn": False,
+        "system_instruction": system, "system_instruction_sha": hash_string(system) if system else None,
+        "fewshot_as_multiturn": False,
         "chat_template": None, "chat_template_sha": None,
         "total_evaluation_time_seconds": str(float(run.board.drop_duplicates("task")["wall_s"].fillna(0).sum())),
     }

@@ -1,6 +1,7 @@
 """Planning a run: a card + settings -> the items with their exact prompts (no model needed), and the run id.
 
-The sampler preset of a task is chosen in one place (:func:`resolve_preset`); a text-to-image card gets its
+The sampler preset of a task is chosen in one place (:func:`resolve_preset`), the prompt flags
+(``--apply-chat-template``, ``--system-instruction``) in :func:`prompt_overrides`; a text-to-image card gets its
 prompt set instead of a dataset (:mod:`mmada_bench.data.prompt_sets`).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mmada_bench.cards.schema import TaskCard, VariantSpec
 from mmada_bench.data.images import ItemImageError, image_digest, image_source
 from mmada_bench.data.loading import TaskData, load_task_data
 from mmada_bench.data.prompt_sets import load_prompt_set
+from mmada_bench.errors import UsageError
 from mmada_bench.models.defaults import NO_DEFAULTS, CheckpointDefaults
 from mmada_bench.models.smoke import preset_name
 from mmada_bench.run.types import PlannedItem, RunSettings, TaskPlan
@@ -74,6 +76,29 @@ def _typed(key: str, value, default):
     return value
 
 
+def prompt_overrides(card: TaskCard, variant: VariantSpec, settings: RunSettings) -> dict:
+    """What ``--apply-chat-template`` / ``--system-instruction`` change for this task (``{}``: nothing); a
+    :class:`UsageError` naming the card where it forbids them (``allow_chat_override: false``) or has no chat."""
+    flags = [flag for flag, given in (("--apply-chat-template", settings.apply_chat_template),
+                                      ("--system-instruction", bool(settings.system_instruction))) if given]
+    if not flags:
+        return {}
+    if card.output_kind != "text":
+        why = "its prompts go to the image generator, which has no chat template"
+    elif not card.allow_chat_override:
+        why = f"its card fixes the prompt of its protocol (allow_chat_override: false in {card.path or card.name})"
+    else:
+        why = ""
+    if why:
+        raise UsageError(f"task {card.name}: {' and '.join(flags)} refused: {why}; run this task without the flag")
+    overrides: dict = {}
+    if settings.apply_chat_template and not variant.chat:  # a chat variant already has the chat layout
+        overrides["apply_chat_template"] = True
+    if settings.system_instruction:
+        overrides["system_instruction"] = settings.system_instruction
+    return overrides
+
+
 def plan_task(card: TaskCard, settings: RunSettings, defaults: CheckpointDefaults = NO_DEFAULTS,
               family: Optional[str] = None) -> TaskPlan:
     """Load the task's items and build every prompt; malformed rows become planned errors.
@@ -87,6 +112,7 @@ def plan_task(card: TaskCard, settings: RunSettings, defaults: CheckpointDefault
     variant_name = settings.variant or card.default_variant_for(family)
     variant = card.variant(variant_name)
     preset = resolve_preset(card, variant, settings, defaults)
+    overrides = prompt_overrides(card, variant, settings)
     if card.output_kind == "image":
         return _plan_prompt_set(card, variant_name, variant, preset, settings)
     stop = list(variant.stop if variant.stop is not None else card.stop)
@@ -99,12 +125,13 @@ def plan_task(card: TaskCard, settings: RunSettings, defaults: CheckpointDefault
             planned.append(PlannedItem(item, error=item.error))
             continue
         try:
-            prompt, messages = build_prompt(card, variant, item.doc, item_shots)
+            prompt, messages = build_prompt(card, variant, item.doc, item_shots, chat="apply_chat_template" in overrides,
+                                            system_instruction=overrides.get("system_instruction"))
         except KeyError as exc:
             planned.append(PlannedItem(item, error=f"malformed row {item.index}: {exc.args[0]}; fix the row"))
             continue
         planned.append(_with_image(card, data, PlannedItem(item, prompt, messages, prompt_hash(prompt, messages))))
-    return TaskPlan(card, variant_name, variant, preset, stop, data, planned)
+    return TaskPlan(card, variant_name, variant, preset, stop, data, planned, overrides)
 
 
 def _plan_prompt_set(card: TaskCard, variant_name: str, variant: VariantSpec, preset: Preset,

@@ -42,7 +42,8 @@ def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extr
     return {
         "run_id": ctx.run_id, "model_name": model.name, "model_family": model.family,
         "model_fingerprint": model.fingerprint(), "model_is_smoke": bool(getattr(model, "is_smoke", False)),
-        "model_label": model_label(model), "task": plan.card.name, "task_version": plan.card.version, "variant": plan.variant_name,
+        "model_label": model_label(model), "task": plan.card.name, "task_version": plan.card.version,
+        "variant": plan.variant_label,
         "protocol": json.dumps(dataclasses.asdict(plan.card.protocol), sort_keys=True), "n_errors": n_errors,
         "split": plan.data.split, "dataset_source": plan.data.source, "dataset_fingerprint": plan.data.fingerprint,
         "preset": plan.preset.name, "generation_settings": settings_json, "prompt_hash": prompt_hash,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmada_bench.cards.discovery import get_task, resolve_task_names
+from mmada_bench.errors import UsageError
 from mmada_bench.models.defaults import read_defaults
 from mmada_bench.models.loader import family_of, model_folder, resolve_model
 from mmada_bench.results.store import file_lock
@@ -34,6 +35,8 @@ def run(settings: RunSettings, model=None) -> RunOutcome:
     for name in resolve_task_names(settings.tasks, settings.include_paths):
         try:
             plans.append(plan_task(get_task(name, settings.include_paths), settings, defaults, family=family))
+        except UsageError:  # a flag the task's card refuses: the whole command is wrong, nothing runs
+            raise
         except (KeyError, ValueError, FileNotFoundError) as exc:
             task_errors[name] = exc.args[0] if exc.args else str(exc)
     if model is None and plans:

@@ -38,7 +38,7 @@ def generate_items(plan: TaskPlan, ctx: RunContext, store_path: Path) -> list[di
     store = ItemStore(store_path)
     if settings.retry_errors:
         drop_failed_generations(store)
-    pending, bar = resume_progress(plan, store, settings, outcome, unit="item", label=plan.variant_name)
+    pending, bar = resume_progress(plan, store, settings, outcome, unit="item", label=plan.variant_label)
     try:
         for p in [p for p in pending if p.error]:  # malformed rows: recorded without a model call
             store.append(_record(plan, p, None, 0.0))

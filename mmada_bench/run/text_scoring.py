@@ -77,7 +77,7 @@ def finish_text_task(plan: TaskPlan, ctx: RunContext, records: list[dict]) -> li
     task = plan.card.name
     if ctx.settings.predict_only:
         write_items(ctx.output_dir, ctx.run_id, task, item_table_rows(records, ctx.run_id, task))
-        ctx.outcome.predicted[task] = {"variant": plan.variant_name, "split": plan.data.split, "n": len(records),
+        ctx.outcome.predicted[task] = {"variant": plan.variant_label, "split": plan.data.split, "n": len(records),
                                        "n_errors": sum(1 for r in records if r.get("error"))}
         return []
     records = score_records(plan, records)

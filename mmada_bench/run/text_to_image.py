@@ -69,7 +69,7 @@ def finish_t2i(plan: TaskPlan, ctx: RunContext, records: list[dict], errors: Opt
     ``errors`` (with this step's own) go to ``outcome.task_errors``. ``score RUN`` calls this alone."""
     task, rows, errors = plan.card.name, [], errors if errors is not None else []
     if records and ctx.settings.predict_only:
-        ctx.outcome.predicted[task] = {"variant": plan.variant_name, "split": plan.data.split, "n": len(records),
+        ctx.outcome.predicted[task] = {"variant": plan.variant_label, "split": plan.data.split, "n": len(records),
                                        "n_errors": sum(1 for r in records if r.get("error"))}
     elif records:
         metric_rows = _score(plan, records, ctx.run_dir / "images" / task, ctx.settings, errors)

@@ -39,6 +39,8 @@ class RunSettings:
     num_fewshot: Optional[int] = None  # --num-fewshot: overrides the card's prompt.fewshot.n
     include_paths: list = field(default_factory=list)  # --include-path: folders of task cards searched first
     predict_only: bool = False  # --predict-only: generate and store the items, score nothing
+    apply_chat_template: bool = False  # --apply-chat-template: chat layout for text tasks whose variant is plain
+    system_instruction: Optional[str] = None  # --system-instruction: a system turn (chat) or prompt prefix (plain)
     progress: bool = True
 
 
@@ -65,18 +67,29 @@ class TaskPlan:
     stop: list[str]
     data: TaskData
     items: list[PlannedItem]
+    prompt_overrides: dict = field(default_factory=dict)  # effective --apply-chat-template / --system-instruction
 
     @property
     def primary(self) -> tuple[str, str]:
         """(metric, filter) of the headline number for this plan's variant."""
         return self.card.primary(self.variant_name)
 
+    @property
+    def variant_label(self) -> str:
+        """The variant name as results show it: ``lm-eval+chat``, ``lm-eval+system`` when flags changed the prompt."""
+        suffixes = [s for key, s in (("apply_chat_template", "chat"), ("system_instruction", "system"))
+                    if key in self.prompt_overrides]
+        return "+".join([self.variant_name, *suffixes])
+
     def describe(self) -> dict:
         """What identifies the plan's outputs (part of the run id and the manifest)."""
-        return {"task": self.card.name, "version": self.card.version, "variant": self.variant_name,
-                "card_hash": self.card.content_hash(), "preset": self.preset.to_dict(), "stop": self.stop,
-                "split": self.data.split, "dataset_fingerprint": self.data.fingerprint,
-                "n_items": len(self.items)}
+        described = {"task": self.card.name, "version": self.card.version, "variant": self.variant_name,
+                     "card_hash": self.card.content_hash(), "preset": self.preset.to_dict(), "stop": self.stop,
+                     "split": self.data.split, "dataset_fingerprint": self.data.fingerprint,
+                     "n_items": len(self.items)}
+        if self.prompt_overrides:  # only when set, so runs without the flags keep their ids
+            described["prompt_overrides"] = dict(self.prompt_overrides)
+        return described
 
 
 @dataclass

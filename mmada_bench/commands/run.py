@@ -9,9 +9,11 @@ from pathlib import Path
 from mmada_bench.commands.show import format_ci, format_value, load_baselines_quietly
 from mmada_bench.data.loading import BUNDLED_SPLIT_NOTES
 from mmada_bench.errors import UsageError
+from mmada_bench.integrations.wandb_log import check_init_args, log_to_wandb
 from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
 from mmada_bench.models.smoke import NO_MODEL_WARNING, result_label
 from mmada_bench.results.baselines import reference_value
+from mmada_bench.run.distributed import is_main_process
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunBusy, RunSettings
 
@@ -38,6 +40,7 @@ examples:
   python -m mmada_bench run --tasks gsm8k --preset fast --seed 0 --output-dir out/
   python -m mmada_bench run --tasks gsm8k --model DIR --predict-only && python -m mmada_bench score latest
   python -m mmada_bench run --tasks gsm8k --apply-chat-template --system-instruction "Answer briefly."
+  python -m mmada_bench run --tasks gsm8k --limit 20 --wandb-args project=mmada,name=smoke,mode=offline
   python -m mmada_bench run --tasks t2i --model /ckpt/MMaDA-8B-Base --device cuda --batch-size 8 \
       --clip-checkpoint /weights/ViT-L-14.pt --imagereward-dir /weights/ImageReward   # PNGs + CLIP / ImageReward
 
@@ -87,6 +90,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--log-samples", action="store_true",
                         help="accepted for lm-eval compatibility and does nothing: every sample is always kept "
                              "(items/<run_id>/<task>.parquet; export --format lm-eval writes samples_<task>.jsonl)")
+    parser.add_argument("--wandb-args", default=None, metavar="KEY=VALUE,...",
+                        help="after the run, log the headline metrics, the manifest and a samples table to Weights & "
+                             "Biases; the keys go to wandb.init, e.g. project=mmada,name=run1,mode=offline "
+                             '(needs pip install "mmada-bench[wandb]")')
+    parser.add_argument("--wandb-samples", type=int, default=100, metavar="N",
+                        help="rows per task in the W&B samples table (default: 100; 0: no table)")
     parser.add_argument("--run-id", default=None, help="explicit run id (default: hash of model + tasks + settings)")
     parser.add_argument("--retry-errors", action="store_true", help="regenerate items whose generation failed before")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -127,6 +136,11 @@ def main(args) -> int:
         raise UsageError("--tasks names no task; pass e.g. --tasks pope,mme (python -m mmada_bench list-tasks)")
     if args.system_instruction is not None and not args.system_instruction.strip():
         raise UsageError("--system-instruction is empty; pass the instruction text or drop the flag")
+    wandb_init = parse_key_values(args.wandb_args, "--wandb-args") if args.wandb_args is not None else None
+    if wandb_init is not None:
+        check_init_args(wandb_init)  # before the run: a missing package or a typo must not cost a run
+        if args.wandb_samples < 0:
+            raise UsageError("--wandb-samples must be 0 or more")
     settings = RunSettings(
         tasks=tasks, model=args.model, limit=args.limit,
         data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=resolve_dtype(args.dtype, args.device),
@@ -147,6 +161,8 @@ def main(args) -> int:
         print(format_predict_only(outcome))
     elif outcome.rows:
         print(format_summary(outcome))
+    if wandb_init is not None and (outcome.rows or outcome.predicted) and is_main_process():
+        print(log_to_wandb(outcome, wandb_init, args.wandb_samples))
     return 1 if outcome.task_errors else 0
 
 

@@ -102,6 +102,11 @@ def context(device: str = "cpu") -> DistContext:
     return _CONTEXT
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (always, without torchrun / accelerate)."""
+    return context().is_main
+
+
 def shard_items(items: list, batch_size: int, rank: int, world_size: int) -> list:
     """The items of ``rank``: items without a planning error are cut into consecutive batches of
     ``batch_size`` (as one process would batch them) and batch ``b`` goes to rank ``b % world_size``;

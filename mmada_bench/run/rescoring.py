@@ -1,9 +1,8 @@
 """Scoring a stored run without its model (``python -m mmada_bench score RUN``), e.g. a ``--predict-only`` run.
 
 The run's manifest gives its settings, tasks and checkpoint defaults. Each task is planned again (card, data,
-prompts) and must match
-what the manifest recorded (card hash, dataset fingerprint, variant, prompt flags, item count) and the prompt hash
-of every stored item; then it is finished exactly as ``run`` finishes a task
+prompts) and must match what the manifest recorded (card hash, dataset fingerprint, variant, prompt flags, item
+count) and the prompt hash of every stored item; then it is finished exactly as ``run`` finishes a task
 (:func:`~mmada_bench.run.text_scoring.finish_text_task`, :func:`~mmada_bench.run.text_to_image.finish_t2i`).
 Nothing is generated: a task with items missing from its stores is reported, not scored.
 """

@@ -121,3 +121,22 @@ def test_log_samples_is_a_documented_no_op(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--log-samples" in text and "does nothing: every sample is always kept" in text
     assert "--predict-only" in text and "python -m mmada_bench score RUN" in text
+
+
+def test_score_uses_the_checkpoint_defaults_the_run_recorded(tmp_path, capsys):
+    from mmada_bench.models.smoke import SMOKE_MODEL_DIR
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(SMOKE_MODEL_DIR, checkpoint)
+    defaults = json.loads((checkpoint / "harness_defaults.json").read_text())
+    (checkpoint / "harness_defaults.json").write_text(json.dumps({**defaults, "num_fewshot": {"gsm8k": 0}}))
+    out = tmp_path / "out"
+    assert _cli(capsys, "run", "--tasks", "gsm8k", "--model", str(checkpoint), "--limit", "2", "--data-dir", "smoke",
+                "--output-dir", str(out), "--no-progress", "--predict-only")[0] == 0
+    (manifest,) = (out / "runs").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["defaults"]["num_fewshot"] == {"gsm8k": 0}
+    shutil.rmtree(checkpoint)  # scoring needs neither the model nor its folder
+    code, screen, err = _cli(capsys, "score", "latest", "--output-dir", str(out))
+    assert code == 0 and "scored 2 stored items" in screen and defaults["label"] in screen, err
+    items = pq.read_table(out / "items" / manifest.parent.name / "gsm8k.parquet").to_pylist()
+    assert all(r["prompt"].count("Question:") == 1 and r["score"] is not None for r in items)

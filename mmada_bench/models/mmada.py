@@ -85,29 +85,26 @@ class MMaDAEvalModel:
             torch.manual_seed(seed)
         stops = [s for r in requests for s in r.stop]
         should_stop = (lambda row: any(s in self._decode(row) for s in stops)) if stops else None
-        watch = NonFiniteLogits(len(requests))
-        handle = self.model.register_forward_hook(watch)
         start = time.perf_counter()
-        try:
-            sample = generate_text(self.model, ids.to(self.device), preset.settings, self.tokens.mask,
-                                   attention_mask=mask.to(self.device),
-                                   stop_token_ids=[self.tokens.eos, self.tokens.eot_id] if preset.settings.stop_at_eos else (),
-                                   should_stop=should_stop)
-        finally:
-            handle.remove()
+        stop_ids = [self.tokens.eos, self.tokens.eot_id] if preset.settings.stop_at_eos else ()
+        sample = generate_text(self.model, ids.to(self.device), preset.settings, self.tokens.mask,
+                               attention_mask=mask.to(self.device), stop_token_ids=stop_ids, should_stop=should_stop)
         elapsed = time.perf_counter() - start
         results = []
+        forward_share = sample.stats.total_time / len(requests)
         for i, (row, request) in enumerate(zip(sample.generated.tolist(), requests)):
-            if watch.bad[i]:
+            nfe = sample.stats.row_nfe[i] if sample.stats.row_nfe else sample.stats.nfe
+            if sample.stats.nonfinite_rows[i]:
                 results.append(GenerationResult(text="", error="model produced NaN/inf logits (check the checkpoint's "
-                                                                "weights and --dtype)", nfe=sample.stats.nfe))
+                                                                "weights and --dtype)", nfe=nfe))
                 continue
             useful = self._useful(row)
             results.append(GenerationResult(
-                text=self.decode_generation(row, request.stop), n_generated_tokens=len(useful), nfe=sample.stats.nfe,
+                text=self.decode_generation(row, request.stop), n_generated_tokens=len(useful), nfe=nfe,
                 latency_s=elapsed / len(requests),
-                stats={"tokens_per_step": sample.stats.mean_tokens_per_step, "stopped_early": sample.stopped_early,
-                       "batch_size": len(requests), "prompt_tokens": len(prompts[0])}))
+                stats={"tokens_per_step": sample.stats.mean_tokens_per_step, "stopped_early": nfe < sample.stats.nfe
+                       or sample.stopped_early, "batch_size": len(requests), "prompt_tokens": len(prompts[i]),
+                       "padded_length": int(ids.shape[1]), "forward_s": forward_share}))
         return results
 
     # --- helpers --------------------------------------------------------------------------------
@@ -163,18 +160,6 @@ class MMaDAEvalModel:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-
-class NonFiniteLogits:
-    """A forward hook that records which rows of a batch ever got NaN / inf logits (CFG halves fold onto their row)."""
-
-    def __init__(self, batch: int):
-        self.bad = torch.zeros(batch, dtype=torch.bool)
-
-    def __call__(self, module, args, output) -> None:
-        logits = output.logits if hasattr(output, "logits") else output[0]
-        rows = ~torch.isfinite(logits).flatten(1).all(1)
-        self.bad |= rows.view(-1, self.bad.numel()).any(0).cpu()
 
 
 @register_model("mmada")

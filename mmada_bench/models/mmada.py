@@ -23,6 +23,8 @@ from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
 from mmada_ref.image_processing import load_image, preprocess_images
 from mmada_ref.magvit import MAGVITv2
 from mmada_ref.prompting import Prompting, left_pad
+from mmada_ref.sampling.memory import image_row_bytes, text_row_bytes
+from mmada_ref.sampling.probe import rows_fit
 from mmada_ref.sampling.text import generate_text
 from mmada_ref.text_tokenizer import encode_chat, load_text_tokenizer
 from mmada_scoring.gsm8k import truncate_at_stops
@@ -107,13 +109,35 @@ class MMaDAEvalModel:
                        "padded_length": int(ids.shape[1]), "forward_s": forward_share}))
         return results
 
+    def prompt_length(self, request: GenerationRequest) -> int:
+        """Token length of the request's prompt as :meth:`generate` builds it (the image is not encoded)."""
+        text_ids = self._text_ids(request)
+        if request.image is None:
+            return len(text_ids)
+        return len(Prompting(self.tokens, 0).mmu_inference([0] * int(self.model.config.num_vq_tokens), text_ids))
+
+    def row_bytes(self, prompt_length: int, preset) -> int:
+        """Estimated memory of one batch row of ``preset`` after a ``prompt_length``-token prompt."""
+        config, dtype_bytes = self.model.config, next(self.model.parameters()).element_size()
+        if preset.kind == "image":
+            tokens = int(config.num_vq_tokens)
+            return image_row_bytes(config, prompt_length + tokens + 2, tokens, preset.settings.guidance_scale > 0,
+                                   dtype_bytes)
+        return text_row_bytes(config, prompt_length + preset.settings.gen_length, preset.settings, dtype_bytes)
+
+    def rows_fit(self, rows: int, prompt_length: int, preset) -> bool:
+        """Whether the largest call of a ``rows``-row batch runs on the device (see :func:`rows_fit`)."""
+        return rows_fit(self.model, rows, prompt_length, preset, self.tokens.mask)
+
     # --- helpers --------------------------------------------------------------------------------
-    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+    def _text_ids(self, request: GenerationRequest) -> list[int]:
         if request.messages:
-            text_ids = encode_chat(self.tokenizer, request.messages,
-                                   **({"eot": request.chat_eot} if request.chat_eot is not None else {}))
-        else:
-            text_ids = [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
+            return encode_chat(self.tokenizer, request.messages,
+                               **({"eot": request.chat_eot} if request.chat_eot is not None else {}))
+        return [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
+
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        text_ids = self._text_ids(request)
         if request.image is None:
             return text_ids
         if self.family == "llada":

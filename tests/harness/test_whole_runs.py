@@ -1,5 +1,6 @@
 """Whole runs on the packaged smoke model: predictions per item do not depend on the batch size (length-sorted
-batches, finished rows leaving the batch), ``--batch-size auto``, and the manifest's timing block."""
+batches, finished rows leaving the batch), so neither does the run id where that holds; ``--batch-size auto``
+and the manifest's timing block."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from mmada_bench import cli
+from mmada_bench.cards.discovery import get_task
+from mmada_bench.models.dummy import DummyModel
 from mmada_bench.models.loader import resolve_model
+from mmada_bench.run.planning import compute_run_id, plan_task
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunSettings
 
@@ -80,3 +84,17 @@ def test_batch_size_auto_end_to_end(data_dir, tmp_path, capsys):
     assert timing["generated_items"] == 4 and 0 < timing["forward_s"] <= timing["generate_s"] <= timing["tasks_s"]
     assert timing["startup_s"] >= timing["load_s"] > 0 and timing["harness_s"] >= 0
     assert "time: start-up" in captured.out
+
+
+def test_run_id_keeps_the_batch_size_only_where_outputs_may_depend_on_it(data_dir):
+    model = DummyModel()
+
+    def run_id(**kw):
+        settings = RunSettings(tasks=["gsm8k"], data_dir=str(data_dir), limit=3, **kw)
+        return compute_run_id(model, [plan_task(get_task("gsm8k"), settings)], settings)
+
+    assert run_id(batch_size=1) == run_id(batch_size=8) == run_id(batch_size="auto")  # greedy, float32, CPU
+    for other in ({"dtype": "bfloat16"}, {"device": "cuda"}, {"gen_kwargs": {"temperature": "0.7"}},
+                  {"gen_kwargs": {"remasking": "random"}}):
+        assert run_id(batch_size=1, **other) != run_id(batch_size=8, **other), other
+        assert run_id(batch_size="auto", **other) == run_id(batch_size="auto", **other)

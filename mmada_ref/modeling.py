@@ -343,6 +343,10 @@ class MMaDAModelLM(PreTrainedModel):
             self.__dict__["_compiled_run"] = fn
         return fn
 
+    def prepare_attention_mask(self, attention_mask: Optional[torch.Tensor], batch: int) -> Optional[torch.Tensor]:
+        """The boolean SDPA mask of :func:`prepare_attention_mask` (a sampler converts its mask once per call)."""
+        return prepare_attention_mask(attention_mask, batch)
+
     def rope_tables(self, start: int, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """sin/cos ``[n, head_dim]`` of positions ``start .. start+n-1``, sliced from a table computed once
         for ``max(max_sequence_length, start+n)`` positions (recomputed when longer or on another device)."""

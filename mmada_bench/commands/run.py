@@ -13,8 +13,10 @@ from mmada_bench.integrations.wandb_log import check_init_args, log_to_wandb
 from mmada_bench.models.loader import DTYPES, ModelLoadError, resolve_dtype
 from mmada_bench.models.smoke import NO_MODEL_WARNING, result_label
 from mmada_bench.results.baselines import reference_value
+from mmada_bench.run.batch_size import parse_batch_size
 from mmada_bench.run.distributed import is_main_process
 from mmada_bench.run.runner import run
+from mmada_bench.run.timing import RunTiming, process_age_s
 from mmada_bench.run.types import RunBusy, RunSettings
 
 HELP = "evaluate a model on one or more tasks (resumable; results in Parquet)"
@@ -67,7 +69,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     parser.add_argument("--dtype", default="auto", choices=DTYPES,
                         help="model dtype (default: auto = bfloat16 on CUDA as the official runs, float32 on the CPU)")
-    parser.add_argument("--batch-size", type=int, default=1, help="prompts per generate() call (default: 1)")
+    parser.add_argument("--batch-size", default="1", metavar="N|auto",
+                        help="prompts per generate() call, or auto: the largest batch that fits the device's memory "
+                             "(CUDA: probed; CPU: estimated from the available RAM, at most 32); default 1")
     parser.add_argument("--preset", default=None, help="sampler preset for every task (default: each card's preset), e.g. fast, ci")
     parser.add_argument("--seed", type=int, default=1234, help="base seed; item i uses seed+i (default: 1234)")
     parser.add_argument("--gen-kwargs", "--sampler", dest="gen_kwargs", default=None, metavar="KEY=VALUE,...",
@@ -120,12 +124,15 @@ def add_t2i_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    try:
+        batch_size = parse_batch_size(args.batch_size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
     if args.model is None and args.preset is None:
         warnings.warn(NO_MODEL_WARNING)
-
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        raise UsageError("--batch-size and --limit must be positive integers")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be a positive integer")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if args.num_fewshot is not None and args.num_fewshot < 0:
         raise UsageError("--num-fewshot must be 0 or more")
@@ -144,14 +151,14 @@ def main(args) -> int:
     settings = RunSettings(
         tasks=tasks, model=args.model, limit=args.limit,
         data_dir=args.data_dir, output_dir=args.output_dir, device=args.device, dtype=resolve_dtype(args.dtype, args.device),
-        batch_size=args.batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
+        batch_size=batch_size, preset=args.preset, seed=args.seed, variant=args.variant,
         run_id=args.run_id, retry_errors=args.retry_errors, require_data=args.require_data, image_dir=args.image_dir,
         prompts=args.prompts, scorers=_scorer_options(args), progress=not args.no_progress,
         gen_kwargs=parse_key_values(args.gen_kwargs, "--gen-kwargs"), num_fewshot=args.num_fewshot,
         include_paths=list(args.include_path), predict_only=args.predict_only,
         apply_chat_template=args.apply_chat_template, system_instruction=args.system_instruction)
     try:
-        outcome = run(settings)
+        outcome = run(settings, timing=RunTiming(import_s=process_age_s()))
     except (ModelLoadError, RunBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -213,6 +220,8 @@ def format_summary(outcome, activity: str | None = None) -> str:
     smoke = f" [{label}]" if label else ""
     lines = [f"run {outcome.run_id}  model {first['model_name']} ({first['model_family']}){smoke}",
              activity or f"generated {outcome.generated} items, {outcome.resumed} taken from earlier progress"]
+    if outcome.generated:
+        lines.append(format_timing(outcome.timing.as_dict()))
     published = load_baselines_quietly()
     table = [("task", "variant", "split", "metric", "value", "95% CI", "n", "errors", "protocol", "paper")]
     for r in [r for r in outcome.rows if r.get("is_primary") and not r.get("breakdown")]:
@@ -227,3 +236,10 @@ def format_summary(outcome, activity: str | None = None) -> str:
                  f"python -m mmada_bench show {outcome.run_id} --all --output-dir {outcome.output_dir})")
     lines.append(f"results: {outcome.output_dir}/leaderboard.parquet, {outcome.output_dir}/items/{outcome.run_id}/")
     return "\n".join(lines)
+
+
+def format_timing(t: dict) -> str:
+    """One line: start-up, then the tasks' wall time and the shares inside the model."""
+    share = (lambda v: "-" if v is None else f"{100 * v:.1f} %")
+    return (f"time: start-up {t['startup_s']:.1f} s, tasks {t['tasks_s']:.1f} s (in model.generate "
+            f"{share(t['generate_share'])}, in forward passes {share(t['forward_share'])})")

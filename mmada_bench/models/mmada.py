@@ -23,6 +23,8 @@ from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
 from mmada_ref.image_processing import load_image, preprocess_images
 from mmada_ref.magvit import MAGVITv2
 from mmada_ref.prompting import Prompting, left_pad
+from mmada_ref.sampling.memory import image_row_bytes, text_row_bytes
+from mmada_ref.sampling.probe import rows_fit
 from mmada_ref.sampling.text import generate_text
 from mmada_ref.text_tokenizer import encode_chat, load_text_tokenizer
 from mmada_scoring.gsm8k import truncate_at_stops
@@ -85,38 +87,57 @@ class MMaDAEvalModel:
             torch.manual_seed(seed)
         stops = [s for r in requests for s in r.stop]
         should_stop = (lambda row: any(s in self._decode(row) for s in stops)) if stops else None
-        watch = NonFiniteLogits(len(requests))
-        handle = self.model.register_forward_hook(watch)
         start = time.perf_counter()
-        try:
-            sample = generate_text(self.model, ids.to(self.device), preset.settings, self.tokens.mask,
-                                   attention_mask=mask.to(self.device),
-                                   stop_token_ids=[self.tokens.eos, self.tokens.eot_id] if preset.settings.stop_at_eos else (),
-                                   should_stop=should_stop)
-        finally:
-            handle.remove()
+        stop_ids = [self.tokens.eos, self.tokens.eot_id] if preset.settings.stop_at_eos else ()
+        sample = generate_text(self.model, ids.to(self.device), preset.settings, self.tokens.mask,
+                               attention_mask=mask.to(self.device), stop_token_ids=stop_ids, should_stop=should_stop)
         elapsed = time.perf_counter() - start
         results = []
+        forward_share = sample.stats.total_time / len(requests)
         for i, (row, request) in enumerate(zip(sample.generated.tolist(), requests)):
-            if watch.bad[i]:
+            nfe = sample.stats.row_nfe[i] if sample.stats.row_nfe else sample.stats.nfe
+            if sample.stats.nonfinite_rows[i]:
                 results.append(GenerationResult(text="", error="model produced NaN/inf logits (check the checkpoint's "
-                                                                "weights and --dtype)", nfe=sample.stats.nfe))
+                                                                "weights and --dtype)", nfe=nfe))
                 continue
             useful = self._useful(row)
             results.append(GenerationResult(
-                text=self.decode_generation(row, request.stop), n_generated_tokens=len(useful), nfe=sample.stats.nfe,
+                text=self.decode_generation(row, request.stop), n_generated_tokens=len(useful), nfe=nfe,
                 latency_s=elapsed / len(requests),
-                stats={"tokens_per_step": sample.stats.mean_tokens_per_step, "stopped_early": sample.stopped_early,
-                       "batch_size": len(requests), "prompt_tokens": len(prompts[0])}))
+                stats={"tokens_per_step": sample.stats.mean_tokens_per_step, "stopped_early": nfe < sample.stats.nfe
+                       or sample.stopped_early, "batch_size": len(requests), "prompt_tokens": len(prompts[i]),
+                       "padded_length": int(ids.shape[1]), "forward_s": forward_share}))
         return results
 
+    def prompt_length(self, request: GenerationRequest) -> int:
+        """Token length of the request's prompt as :meth:`generate` builds it (the image is not encoded)."""
+        text_ids = self._text_ids(request)
+        if request.image is None:
+            return len(text_ids)
+        return len(Prompting(self.tokens, 0).mmu_inference([0] * int(self.model.config.num_vq_tokens), text_ids))
+
+    def row_bytes(self, prompt_length: int, preset) -> int:
+        """Estimated memory of one batch row of ``preset`` after a ``prompt_length``-token prompt."""
+        config, dtype_bytes = self.model.config, next(self.model.parameters()).element_size()
+        if preset.kind == "image":
+            tokens = int(config.num_vq_tokens)
+            return image_row_bytes(config, prompt_length + tokens + 2, tokens, preset.settings.guidance_scale > 0,
+                                   dtype_bytes)
+        return text_row_bytes(config, prompt_length + preset.settings.gen_length, preset.settings, dtype_bytes)
+
+    def rows_fit(self, rows: int, prompt_length: int, preset) -> bool:
+        """Whether the largest call of a ``rows``-row batch runs on the device (see :func:`rows_fit`)."""
+        return rows_fit(self.model, rows, prompt_length, preset, self.tokens.mask)
+
     # --- helpers --------------------------------------------------------------------------------
-    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+    def _text_ids(self, request: GenerationRequest) -> list[int]:
         if request.messages:
-            text_ids = encode_chat(self.tokenizer, request.messages,
-                                   **({"eot": request.chat_eot} if request.chat_eot is not None else {}))
-        else:
-            text_ids = [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
+            return encode_chat(self.tokenizer, request.messages,
+                               **({"eot": request.chat_eot} if request.chat_eot is not None else {}))
+        return [self.tokens.bos] + self.tokenizer(request.prompt, add_special_tokens=False)["input_ids"]
+
+    def _prompt_ids(self, request: GenerationRequest) -> list[int]:
+        text_ids = self._text_ids(request)
         if request.image is None:
             return text_ids
         if self.family == "llada":
@@ -163,18 +184,6 @@ class MMaDAEvalModel:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
-
-
-class NonFiniteLogits:
-    """A forward hook that records which rows of a batch ever got NaN / inf logits (CFG halves fold onto their row)."""
-
-    def __init__(self, batch: int):
-        self.bad = torch.zeros(batch, dtype=torch.bool)
-
-    def __call__(self, module, args, output) -> None:
-        logits = output.logits if hasattr(output, "logits") else output[0]
-        rows = ~torch.isfinite(logits).flatten(1).all(1)
-        self.bad |= rows.view(-1, self.bad.numel()).any(0).cpu()
 
 
 @register_model("mmada")

@@ -116,13 +116,14 @@ def count_generated(generated: torch.Tensor, mask_id: int, stop_token_ids: Seque
 
 def forward_flops_for_stats(model, batch: int, stats, prompt_len: int, gen_len: int,
                             settings: TextSamplerSettings) -> float:
-    """Total model FLOPs of one sampler call, from the positions each call ran."""
+    """Total model FLOPs of one sampler call, from the positions and rows each call ran (finished rows leave)."""
     total_len = prompt_len + gen_len
+    rows_per_call = stats.rows_per_call or [batch] * len(stats.positions_per_call)
     flops = 0.0
-    for positions in stats.positions_per_call:
-        q_len = positions // batch if settings.cfg_scale == 0 else positions // (2 * batch)
+    for positions, rows in zip(stats.positions_per_call, rows_per_call):
+        q_len = positions // rows if settings.cfg_scale == 0 else positions // (2 * rows)
         mult = 1 if settings.cfg_scale == 0 else 2
-        flops += mult * model.matmul_flops(batch, q_len, kv_len=total_len, logits_len=settings.block_length)
+        flops += mult * model.matmul_flops(rows, q_len, kv_len=total_len, logits_len=settings.block_length)
     return flops
 
 

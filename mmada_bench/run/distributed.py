@@ -6,9 +6,9 @@ through accelerate's ``PartialState`` (``cpu=True`` for ``--device cpu``: gloo; 
 ``cuda:<LOCAL_RANK>``) and the run is split:
 
 * the items of a task are cut into the batches a single process would make (``--batch-size``
-  consecutive prompts) and batch ``b`` goes to rank ``b % world`` (with ``--batch-size 1`` rank ``r``
-  takes items ``r::world``), so every batch, and with the per-item seeds every output, equals the
-  single-process one;
+  prompts in the length order of :mod:`mmada_bench.run.batching`) and batch ``b`` goes to rank
+  ``b % world``, so every batch, and with the per-item seeds every output, equals the single-process
+  one; ``--batch-size auto`` takes the smallest choice of the ranks;
 * each rank stores its items in ``runs/<run_id>/items/<task>.rank<r>.jsonl`` (resumable per shard);
   items found in any other store of the run (another rank, an earlier run with another world size)
   are not generated again;
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mmada_bench.results.store import read_store
+from mmada_bench.run.batching import length_order
 from mmada_bench.run.progress import is_failed_generation
 
 
@@ -107,23 +108,19 @@ def is_main_process() -> bool:
     return context().is_main
 
 
-def shard_items(items: list, batch_size: int, rank: int, world_size: int) -> list:
-    """The items of ``rank``: items without a planning error are cut into consecutive batches of
-    ``batch_size`` (as one process would batch them) and batch ``b`` goes to rank ``b % world_size``;
-    items with a planning error (no model call) go round-robin by position."""
+def shard_items(items: list, batch_size: int, rank: int, world_size: int, lengths: Optional[dict] = None) -> list:
+    """The items of ``rank``: items without a planning error are cut into batches of ``batch_size`` (as one
+    process would batch them: by ``lengths[item_id]`` longest first, else in plan order) and batch ``b`` goes to
+    rank ``b % world_size``; items with a planning error (no model call) go round-robin by position. The shard
+    keeps plan order."""
     if world_size <= 1:
         return list(items)
-    mine, j, k = [], 0, 0
-    for p in items:
-        if p.error:
-            owner = k % world_size
-            k += 1
-        else:
-            owner = (j // batch_size) % world_size
-            j += 1
-        if owner == rank:
-            mine.append(p)
-    return mine
+    askable = [p for p in items if not p.error]
+    if lengths is not None:
+        askable = length_order(askable, [lengths[p.item.item_id] for p in askable])
+    owner = {id(p): (j // batch_size) % world_size for j, p in enumerate(askable)}
+    owner.update({id(p): k % world_size for k, p in enumerate(p for p in items if p.error)})
+    return [p for p in items if owner[id(p)] == rank]
 
 
 def task_stores(run_dir: Path, task: str) -> list[Path]:
@@ -142,10 +139,11 @@ def stored_elsewhere(run_dir: Path, task: str, own: Path, retry_errors: bool = F
     return done
 
 
-def my_plan(plan, dist: DistContext, batch_size: int, run_dir: Path, retry_errors: bool = False):
+def my_plan(plan, dist: DistContext, batch_size: int, run_dir: Path, retry_errors: bool = False,
+            lengths: Optional[dict] = None):
     """``plan`` narrowed to this rank's shard, minus items another store of the run already holds."""
     own = dist.store_path(run_dir, plan.card.name)
-    items = shard_items(plan.items, batch_size, dist.rank, dist.world_size)
+    items = shard_items(plan.items, batch_size, dist.rank, dist.world_size, lengths)
     done = stored_elsewhere(run_dir, plan.card.name, own, retry_errors)
     if done:
         items = [p for p in items if p.item.item_id not in done]

@@ -165,10 +165,28 @@ def _with_image(card: TaskCard, data: TaskData, planned: PlannedItem) -> Planned
     return planned
 
 
+def batch_independent(plans: list[TaskPlan], settings: RunSettings) -> bool:
+    """True where an item's output does not depend on its batch: float32 on the CPU, every text task decoding
+    greedily (temperature 0, low-confidence remasking) and every image task padding its text to the fixed width
+    (one generator per row). Elsewhere padding and batch shapes reorder floating-point sums, and sampled text
+    shares one seed per batch (docs/samplers.md, "Whole runs")."""
+    if settings.dtype != "float32" or not str(settings.device).startswith("cpu"):
+        return False
+    return all(_row_independent(p.preset.settings) for p in plans)
+
+
+def _row_independent(s) -> bool:
+    if s.kind == "image":
+        return not s.pad_to_longest
+    return s.temperature == 0 and s.remasking == "low_confidence"
+
+
 def compute_run_id(model, plans: list[TaskPlan], settings: RunSettings) -> str:
-    """``<model-name>-<12 hex>`` from everything that can change the outputs."""
+    """``<model-name>-<12 hex>`` from everything that can change the outputs (the requested batch size, ``auto``
+    included, only where outputs may depend on it)."""
     payload = {"model": model.fingerprint(), "model_name": model.name, "tasks": [p.describe() for p in plans],
-               "seed": settings.seed, "limit": settings.limit, "dtype": settings.dtype,
-               "batch_size": settings.batch_size}
+               "seed": settings.seed, "limit": settings.limit, "dtype": settings.dtype}
+    if not batch_independent(plans, settings):
+        payload["batch_size"] = settings.batch_size
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model.name)}-{digest}"

@@ -36,7 +36,8 @@ def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extr
     def mean(key):
         return sum(r.get(key) or 0 for r in generated) / len(generated) if generated else None
 
-    settings_json = json.dumps({**plan.preset.to_dict(), "stop": plan.stop, "batch_size": settings.batch_size,
+    batch_size = ctx.batch_sizes.get(plan.card.name, settings.batch_size)
+    settings_json = json.dumps({**plan.preset.to_dict(), "stop": plan.stop, "batch_size": batch_size,
                                 "dtype": settings.dtype, **(extra_settings or {})}, sort_keys=True)
     prompt_hash = hashlib.sha256("".join(r["prompt_hash"] for r in records).encode()).hexdigest()
     return {
@@ -48,7 +49,8 @@ def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extr
         "split": plan.data.split, "dataset_source": plan.data.source, "dataset_fingerprint": plan.data.fingerprint,
         "preset": plan.preset.name, "generation_settings": settings_json, "prompt_hash": prompt_hash,
         "card_hash": plan.card.content_hash(), "seed": settings.seed, "limit": settings.limit,
-        "batch_size": settings.batch_size, "dtype": settings.dtype, "device": settings.device,
+        "batch_size": batch_size if isinstance(batch_size, int) else None, "dtype": settings.dtype,
+        "device": settings.device,
         "git_sha": git_sha(), "package_versions": json.dumps(package_versions(), sort_keys=True),
         "harness_version": __version__, "started_at": ctx.started_at, "finished_at": utc_now(),
         "wall_s": wall, "items_per_s": (len(generated) / wall) if wall > 0 else None,
@@ -149,6 +151,17 @@ def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
                 "packages": package_versions(), "java": java_version(), "device": device_info()}
     atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
     return started_at
+
+
+def update_manifest(run_dir, key: str, value: dict) -> None:
+    """Merge ``value`` into the manifest's ``key`` mapping (e.g. ``batch_sizes``, ``timing``); no manifest, no-op."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return
+    manifest[key] = {**(manifest.get(key) or {}), **value}
+    atomic_write_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
 
 
 def _check_identity(run_id: str, stored, current: dict) -> None:

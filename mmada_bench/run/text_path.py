@@ -1,5 +1,6 @@
 """The text path of the runner (``generate_until``, ``yes_no``, ``caption`` cards): generate the items a store
-lacks in batches and store them cut at stops; scoring and the results are :mod:`mmada_bench.run.text_scoring`'s."""
+lacks in batches of similar prompt length (longest first) and store them cut at stops (records keyed by item
+id, returned in plan order); scoring and the results are :mod:`mmada_bench.run.text_scoring`'s."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,8 @@ from mmada_bench.models.base import GenerationRequest, GenerationResult
 from mmada_bench.results.environment import utc_now
 from mmada_bench.results.store import ItemStore
 from mmada_bench.run import distributed
+from mmada_bench.run.batch_size import task_batch_size
+from mmada_bench.run.batching import length_batches, prompt_length
 from mmada_bench.run.progress import (
     GENERATION_FAILED,
     drop_failed_generations,
@@ -24,16 +27,26 @@ from mmada_bench.run.types import PlannedItem, RunContext, TaskPlan
 def run_text_task(plan: TaskPlan, ctx: RunContext) -> list[dict]:
     """Generate this rank's missing items of ``plan``; rank 0 then scores every item and writes the results."""
     dist, settings = ctx.dist, ctx.settings
-    shard = distributed.my_plan(plan, dist, settings.batch_size, ctx.run_dir, settings.retry_errors)
-    records = generate_items(shard, ctx, dist.store_path(ctx.run_dir, plan.card.name))
+    lengths = prompt_lengths(plan, ctx)
+    batch_size = task_batch_size(ctx, plan, max(lengths.values(), default=0), len(lengths))
+    shard = distributed.my_plan(plan, dist, batch_size, ctx.run_dir, settings.retry_errors, lengths)
+    records = generate_items(shard, ctx, dist.store_path(ctx.run_dir, plan.card.name), batch_size, lengths)
     records = distributed.collect(plan, dist, ctx.run_dir, records)
     if records is None:  # not rank 0: rank 0 writes the task's results
         return []
     return finish_text_task(plan, ctx, records)
 
 
-def generate_items(plan: TaskPlan, ctx: RunContext, store_path: Path) -> list[dict]:
-    """Generate and store every item of ``plan`` not in its store yet; returns the records in plan order."""
+def prompt_lengths(plan: TaskPlan, ctx: RunContext) -> dict[str, int]:
+    """Token length of every askable item's prompt (``batching.prompt_length``), by item id."""
+    return {p.item.item_id: prompt_length(ctx.model, _request(plan, p, p.image, ctx.settings.seed))
+            for p in plan.items if not p.error}
+
+
+def generate_items(plan: TaskPlan, ctx: RunContext, store_path: Path, batch_size: int,
+                   lengths: Optional[dict] = None) -> list[dict]:
+    """Generate and store every item of ``plan`` not in its store yet, in length-sorted batches of ``batch_size``
+    (``lengths``: prompt lengths by item id, measured when not given); returns the records in plan order."""
     settings, outcome = ctx.settings, ctx.outcome
     store = ItemStore(store_path)
     if settings.retry_errors:
@@ -44,31 +57,41 @@ def generate_items(plan: TaskPlan, ctx: RunContext, store_path: Path) -> list[di
             store.append(_record(plan, p, None, 0.0))
             bar.update(1)
         todo = [p for p in pending if not p.error]
-        for start in range(0, len(todo), settings.batch_size):
-            batch, images = [], []
-            for p in todo[start: start + settings.batch_size]:
-                try:
-                    images.append(open_image(p.image) if p.image is not None else None)
-                    batch.append(p)
-                except ValueError as exc:  # corrupt image: an error record, no model call
-                    store.append(_record(plan, dataclasses.replace(p, error=f"item {p.item.item_id}: {exc}"), None, 0.0))
-                    bar.update(1)
-            if not batch:
-                continue
-            requests = [GenerationRequest(p.item.item_id, p.prompt, p.messages, image, plan.stop,
-                                          settings.seed + p.item.index, plan.variant.chat_eot)
-                        for p, image in zip(batch, images)]
-            t0 = time.perf_counter()
-            results = _generate_batch(ctx.model, requests, plan.preset)
-            share = (time.perf_counter() - t0) / len(batch)
-            for p, result in zip(batch, results):
-                store.append(_record(plan, p, result, share))
-                outcome.generated += 1
-            bar.update(len(batch))
+        lengths = lengths if lengths is not None else prompt_lengths(dataclasses.replace(plan, items=todo), ctx)
+        for batch in length_batches(todo, [lengths[p.item.item_id] for p in todo], batch_size):
+            _generate_and_store(plan, ctx, store, bar, batch)
     finally:
         bar.close()
         store.close()
     return [store.records[p.item.item_id] for p in plan.items]
+
+
+def _generate_and_store(plan: TaskPlan, ctx: RunContext, store: ItemStore, bar, planned: list[PlannedItem]) -> None:
+    """One batch: open the images (a corrupt one is an error record), generate, store every record."""
+    batch, requests = [], []
+    for p in planned:
+        try:
+            requests.append(_request(plan, p, open_image(p.image) if p.image is not None else None, ctx.settings.seed))
+            batch.append(p)
+        except ValueError as exc:  # corrupt image: an error record, no model call
+            store.append(_record(plan, dataclasses.replace(p, error=f"item {p.item.item_id}: {exc}"), None, 0.0))
+            bar.update(1)
+    if not batch:
+        return
+    t0 = time.perf_counter()
+    results = _generate_batch(ctx.model, requests, plan.preset)
+    elapsed = time.perf_counter() - t0
+    ctx.outcome.timing.add_generation(elapsed, sum(float((r.stats or {}).get("forward_s", 0.0)) for r in results),
+                                      len(batch))
+    for p, result in zip(batch, results):
+        store.append(_record(plan, p, result, elapsed / len(batch)))
+        ctx.outcome.generated += 1
+    bar.update(len(batch))
+
+
+def _request(plan: TaskPlan, p: PlannedItem, image, seed: int) -> GenerationRequest:
+    return GenerationRequest(p.item.item_id, p.prompt, p.messages, image, plan.stop, seed + p.item.index,
+                             plan.variant.chat_eot)
 
 
 def _generate_batch(model, requests: list[GenerationRequest], preset) -> list[GenerationResult]:

@@ -20,6 +20,7 @@ from mmada_bench.results.environment import utc_now
 from mmada_bench.results.leaderboard import upsert_leaderboard, write_items
 from mmada_bench.results.store import ItemStore
 from mmada_bench.run import image_outputs
+from mmada_bench.run.batch_size import task_batch_size
 from mmada_bench.run.image_outputs import (
     NotAnImageModel,
     check_image_model,
@@ -54,7 +55,8 @@ def run_t2i(plan: TaskPlan, ctx: RunContext) -> list[dict]:
     store = ItemStore(run_dir / "items" / f"{task}.jsonl")
     try:
         check_image_model(model)
-        _generate_missing(plan, model, settings, store, image_dir, outcome)
+        batch_size = task_batch_size(ctx, plan, image_outputs.MAX_TEXT_LEN + 1, len(plan.items), agree=False)
+        _generate_missing(plan, model, settings, store, image_dir, outcome, batch_size)
     except NotAnImageModel as exc:
         errors.append(str(exc))
     finally:
@@ -85,7 +87,7 @@ def finish_t2i(plan: TaskPlan, ctx: RunContext, records: list[dict], errors: Opt
 
 # --- generation -----------------------------------------------------------------------------------
 
-def _generate_missing(plan, model, settings, store, image_dir: Path, outcome) -> None:
+def _generate_missing(plan, model, settings, store, image_dir: Path, outcome, batch_size: int) -> None:
     if settings.retry_errors:
         drop_failed_generations(store)
     for item_id, record in list(store.records.items()):  # an image deleted by hand is generated again
@@ -98,9 +100,12 @@ def _generate_missing(plan, model, settings, store, image_dir: Path, outcome) ->
             store.append(_record(plan, p, settings, error=p.error))
             bar.update(1)
         todo = [p for p in pending if not p.error]
-        for start in range(0, len(todo), settings.batch_size):
-            batch = todo[start: start + settings.batch_size]
-            for record in _generate_or_split(plan, model, settings, batch, image_dir):
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start: start + batch_size]
+            wall = time.perf_counter()
+            records = _generate_or_split(plan, model, settings, batch, image_dir, batch_size)
+            outcome.timing.add_generation(time.perf_counter() - wall, 0.0, len(batch))
+            for record in records:
                 store.append(record)
                 outcome.generated += 1
             bar.update(len(batch))
@@ -108,7 +113,7 @@ def _generate_missing(plan, model, settings, store, image_dir: Path, outcome) ->
         bar.close()
 
 
-def _generate_or_split(plan, model, settings, batch: list, image_dir: Path) -> list[dict]:
+def _generate_or_split(plan, model, settings, batch: list, image_dir: Path, batch_size: int) -> list[dict]:
     """Records of a batch; if the batch fails, each item is tried alone and its failure recorded."""
     seeds = [settings.seed + p.item.index for p in batch]
     wall = time.perf_counter()
@@ -117,18 +122,19 @@ def _generate_or_split(plan, model, settings, batch: list, image_dir: Path) -> l
     except Exception as exc:  # noqa: BLE001 - one bad prompt must not sink the batch
         if len(batch) == 1:
             return [_record(plan, batch[0], settings, error=f"{GENERATION_FAILED}: {type(exc).__name__}: {exc}")]
-        return [r for p in batch for r in _generate_or_split(plan, model, settings, [p], image_dir)]
+        return [r for p in batch for r in _generate_or_split(plan, model, settings, [p], image_dir, batch_size)]
     share = (time.perf_counter() - wall) / len(batch)
-    return [_store_image(plan, p, settings, image, seed, result, share, image_dir)
+    return [_store_image(plan, p, settings, image, seed, result, share, image_dir, batch_size)
             for p, image, seed in zip(batch, result.images, seeds)]
 
 
-def _store_image(plan, planned, settings, image, seed: int, result, share: float, image_dir: Path) -> dict:
+def _store_image(plan, planned, settings, image, seed: int, result, share: float, image_dir: Path,
+                 batch_size: int) -> dict:
     file = image_filename(planned.item.index, planned.item.item_id)
     sha = save_png(image, image_dir / file, {"prompt": planned.prompt, "seed": seed, "item_id": planned.item.item_id,
                                              "preset": plan.preset.name, "task": plan.card.name})
     stats = {"image_file": file, "sha256": sha, "seed": seed, "width": image.width, "height": image.height,
-             "preset": plan.preset.name, "batch_size": settings.batch_size}
+             "preset": plan.preset.name, "batch_size": batch_size}
     return _record(plan, planned, settings, file=file, latency=result.latency_s, share=share, nfe=result.nfe,
                    tokens=result.image_tokens, stats=stats)
 

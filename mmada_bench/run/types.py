@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from mmada_bench.cards.schema import TaskCard, VariantSpec
 from mmada_bench.data.loading import Item, TaskData
+from mmada_bench.run.timing import RunTiming
 from mmada_ref.sampling.presets import Preset
 
 
@@ -25,7 +26,7 @@ class RunSettings:
     output_dir: str = "leaderboards"
     device: str = "cpu"
     dtype: str = "float32"
-    batch_size: int = 1
+    batch_size: Union[int, str] = 1  # prompts per generate() call, or "auto" (mmada_bench.run.batch_size)
     preset: Optional[str] = None  # overrides the cards' presets
     seed: int = 1234
     variant: Optional[str] = None  # overrides the cards' default variants
@@ -105,6 +106,7 @@ class RunOutcome:
     output_dir: str = ""
     model_label: str = ""  # the model's "not a benchmark result" label (smoke / demo checkpoints)
     predicted: dict = field(default_factory=dict)  # --predict-only: task -> {"variant", "split", "n", "n_errors"}
+    timing: RunTiming = field(default_factory=RunTiming)  # where this invocation's wall time went
 
 
 @dataclass
@@ -120,3 +122,4 @@ class RunContext:
     dist: Any  # mmada_bench.run.distributed.DistContext
     outcome: RunOutcome
     defaults: Any = None  # mmada_bench.models.defaults.CheckpointDefaults the tasks were planned with
+    batch_sizes: dict = field(default_factory=dict)  # task -> the batch size it runs with (an "auto" choice resolved)

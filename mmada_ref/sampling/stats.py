@@ -18,6 +18,9 @@ class SamplerStats:
     positions_per_call: list = field(default_factory=list)  # query positions x batch rows run per call
     peak_memory_bytes: int = 0
     batch_size: int = 0
+    rows_per_call: list = field(default_factory=list)  # rows running at each call (text sampler: finished rows leave)
+    row_nfe: list = field(default_factory=list)  # calls each row of the batch took part in (text sampler)
+    nonfinite_rows: list = field(default_factory=list)  # rows whose logits were ever NaN / inf (text sampler)
 
     @property
     def total_time(self) -> float:
@@ -25,6 +28,9 @@ class SamplerStats:
 
     @property
     def mean_tokens_per_step(self) -> float:
+        """Tokens committed per call and running row."""
+        if self.rows_per_call:
+            return sum(self.tokens_per_step) / max(1, sum(self.rows_per_call))
         steps = len(self.tokens_per_step)
         return sum(self.tokens_per_step) / max(1, steps) / max(1, self.batch_size)
 

@@ -14,6 +14,10 @@ Per call, the K/V cache buffers, the prepared padding mask and the RoPE tables a
 reused by every step; at temperature 0 the float64 softmax runs only on the still-masked rows.
 ``compile_step=True`` runs the fixed-shape dual-cache block step through ``torch.compile``.
 
+Early stop is per row: after each block, a row that has produced a stop id (or satisfies
+``should_stop``) leaves the running batch (its canvas is final, as if it had run alone), the others
+go on with the same columns, so the batch shrinks and no work is spent on finished rows.
+
 Confidence and top-k are computed over the active block only (the official code runs a float64
 softmax over the whole sequence; masks outside the active block never compete there either, except
 masks placed inside the prompt, which this sampler leaves alone: a deliberate difference).
@@ -58,7 +62,7 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
     Args:
         mask_id: the ``<|mdm_mask|>`` id (``SpecialTokens.mask``).
         attention_mask: ``[B, L]`` or ``[B, L + gen_length]`` padding mask (1 = real); extended with ones.
-        stop_token_ids: after a block, stop once every row has produced one of these (EOS / EoT).
+        stop_token_ids: after a block, a row that has produced one of these (EOS / EoT) stops and leaves the batch.
         should_stop: per-row predicate on the generated ids (e.g. a decoded stop string), checked after a block.
         official_rng: draw Gumbel noise for the whole logits tensor like the official code (exact RNG parity;
             costly for a real vocabulary), instead of for the active block only.
@@ -86,6 +90,10 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
     parallel = s.threshold is not None or s.factor is not None
     stop_ids = torch.tensor(sorted(set(stop_token_ids)), device=device, dtype=torch.long)
     stopped = False
+    canvas, rows = x, torch.arange(batch)  # the full result; original index of each running row (CPU)
+    rows_here = rows.to(device)
+    row_calls = torch.zeros(batch, dtype=torch.long)
+    nonfinite = torch.zeros(batch, dtype=torch.bool, device=device)  # rows whose logits were ever NaN / inf
     cache = KVCache() if s.cache != "none" else None  # buffers allocated once, refreshed in place
     compiled = bool(compile_step) and s.cache == "dual"
     for b in range(num_blocks):
@@ -103,6 +111,7 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
             masked = x[:, lo:end] == mask_id
             logits = _window_logits(model, x, key_mask, prompt_index, mask_id, s.cfg_scale, lo, end,
                                     cache, refresh, s.cache, stats, trace if record_trace else None, compiled)
+            nonfinite[rows_here] |= ~torch.isfinite(logits).flatten(1).all(1)
             x0, conf = _propose(logits, s, x.shape, lo, end, official_rng, masked)
             conf = torch.where(masked, conf, torch.full_like(conf, -torch.inf))
             x0 = torch.where(masked, x0, x[:, lo:end])
@@ -112,11 +121,27 @@ def generate_text(model, prompt_ids: torch.Tensor, settings: TextSamplerSettings
                 transfer = _topk_select(conf, schedule[:, step])
             x[:, lo:end] = torch.where(transfer, x0, x[:, lo:end])
             stats.tokens_per_step.append(int(transfer.sum()))
+            stats.rows_per_call.append(x.shape[0])
             step += 1
-        if b < num_blocks - 1 and _all_rows_stopped(x[:, prompt_len:end], stop_ids, should_stop):
-            stopped = True
+        row_calls[rows] += step
+        if b == num_blocks - 1:
             break
-    return TextSample(sequences=x, prompt_length=prompt_len, stats=stats, stopped_early=stopped, trace=trace)
+        done = _stopped_rows(x[:, prompt_len:end], stop_ids, should_stop)
+        if done.any():
+            if x is not canvas:
+                canvas[rows_here] = x
+            if done.all():
+                stopped = True
+                break
+            keep = (~done).nonzero().squeeze(1)  # finished rows leave the batch; the columns stay as they are
+            rows, on_device = rows[keep], keep.to(device)
+            rows_here = rows.to(device)
+            x, prompt_index = x[on_device], prompt_index[on_device]
+            key_mask = None if key_mask is None else key_mask[on_device]
+    if x is not canvas:
+        canvas[rows_here] = x
+    stats.row_nfe, stats.nonfinite_rows = row_calls.tolist(), nonfinite.tolist()
+    return TextSample(sequences=canvas, prompt_length=prompt_len, stats=stats, stopped_early=stopped, trace=trace)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,13 +261,14 @@ def _parallel_select(conf, masked, threshold, factor):
     return transfer
 
 
-def _all_rows_stopped(generated, stop_ids, should_stop) -> bool:
+def _stopped_rows(generated, stop_ids, should_stop) -> torch.Tensor:
+    """``[B]`` bool: rows whose generated ids hold a stop id or satisfy ``should_stop``."""
+    done = torch.zeros(generated.shape[0], dtype=torch.bool)
     if stop_ids.numel() == 0 and should_stop is None:
-        return False
-    for row in generated.tolist():
-        hit = stop_ids.numel() > 0 and any(t in set(stop_ids.tolist()) for t in row)
-        if not hit and should_stop is not None:
-            hit = should_stop(row)
-        if not hit:
-            return False
-    return True
+        return done
+    if stop_ids.numel():
+        done |= torch.isin(generated, stop_ids).any(dim=1).cpu()
+    if should_stop is not None:
+        for i in (~done).nonzero().squeeze(1).tolist():
+            done[i] = bool(should_stop(generated[i].tolist()))
+    return done

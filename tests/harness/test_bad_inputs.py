@@ -116,8 +116,9 @@ def test_vq_model_option_is_accepted(tmp_path, capsys):
 FLAG_CASES = [
     ("empty-tasks", ["run", "--tasks", ""], 2, "names no task"),
     ("only-commas", ["run", "--tasks", ",,"], 2, "names no task"),
-    ("zero-batch", ["run", "--tasks", "gsm8k", "--batch-size", "0"], 2, "positive integers"),
-    ("zero-limit", ["run", "--tasks", "gsm8k", "--limit", "0"], 2, "positive integers"),
+    ("zero-batch", ["run", "--tasks", "gsm8k", "--batch-size", "0"], 2, "--batch-size 0: expected a positive integer or auto"),
+    ("word-batch", ["run", "--tasks", "gsm8k", "--batch-size", "foo"], 2, "--batch-size foo: expected a positive integer or auto"),
+    ("zero-limit", ["run", "--tasks", "gsm8k", "--limit", "0"], 2, "--limit must be a positive integer"),
     ("unknown-task", ["run", "--tasks", "gsm9k", "--model", "dummy"], 1, "unknown task"),
     ("unknown-preset", ["run", "--tasks", "gsm8k", "--model", "dummy", "--preset", "nope"], 1, "unknown sampler preset"),
     ("unknown-variant", ["run", "--tasks", "gsm8k", "--model", "dummy", "--variant", "nope"], 1, "has no variant"),
@@ -132,6 +133,8 @@ FLAG_CASES = [
 def test_flag_errors(tmp_path, capsys, case, args, code, fragment):
     status, _, err = _run(capsys, *args, "--output-dir", str(tmp_path / "out"))
     assert status == code and fragment in err, err
+    if code == 2:  # a usage error is one line
+        assert len(err.strip().splitlines()) == 1, err
 
 
 def test_bad_dtype_is_a_usage_error(capsys):
@@ -274,7 +277,7 @@ def test_prompt_longer_than_the_context_is_an_error_record(tmp_path, capsys, dat
 def test_unexpected_error_prints_one_line_and_keeps_the_traceback(tmp_path, capsys, monkeypatch):
     from mmada_bench.commands import run as run_command
 
-    def explode(settings):
+    def explode(settings, **kwargs):
         raise RuntimeError("something nobody anticipated")
 
     monkeypatch.setattr(run_command, "run", explode)
@@ -289,7 +292,7 @@ def test_unexpected_error_prints_one_line_and_keeps_the_traceback(tmp_path, caps
 def test_ctrl_c_exits_130(tmp_path, capsys, monkeypatch):
     from mmada_bench.commands import run as run_command
 
-    def interrupt(settings):
+    def interrupt(settings, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_command, "run", interrupt)

@@ -91,7 +91,8 @@ def test_two_processes_match_single_process_and_resume_per_shard(tiny_task, tmp_
         assert dist_items.equals(single_items), name
         assert _board(dist_out).equals(_board(tmp_path / "single" / name)), name
 
-    # items 0..8 in batches of 2: rank 1 holds batches 1 and 3 (items 2-3, 6-7); it kept one record
+    # 9 items in length-sorted batches of 2 (7, 8 are longest): rank 1 holds batches 1 and 3 (items 0-1, 4-5);
+    # it kept one record
     summaries = re.findall(r"generated \d+ items, \d+ taken from earlier progress", proc.stdout)
     assert summaries[-1] == "generated 3 items, 6 taken from earlier progress", summaries
     dummy_store = next((tmp_path / "dist" / "dummy" / "runs").glob(f"*/items/{TASK}.rank1.jsonl"))

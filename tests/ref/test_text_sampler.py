@@ -78,6 +78,26 @@ def test_early_stop_on_stop_token_and_string(model, prompt):
     assert out.stopped_early
 
 
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_finished_rows_leave_the_batch_and_equal_their_single_runs(model, prompt, cache):
+    s = dataclasses.replace(BASE, cache=cache)
+    alone = [generate_text(model, prompt[i:i + 1], s, MASK).generated[0].tolist() for i in range(2)]
+    first = alone[0][:BASE.block_length]
+    assert first != alone[1][:BASE.block_length]
+
+    def stop(ids):  # row 0 stops after block 0, row 1 never
+        return ids[:BASE.block_length] == first
+
+    both = generate_text(model, prompt, s, MASK, should_stop=stop)
+    for i in range(2):
+        single = generate_text(model, prompt[i:i + 1], s, MASK, should_stop=stop)
+        assert torch.equal(both.sequences[i], single.sequences[0])
+    per_block = BASE.steps // (BASE.gen_length // BASE.block_length)
+    assert both.stats.row_nfe == [per_block, BASE.steps] and both.stats.nfe == BASE.steps
+    assert both.stats.rows_per_call == [2] * per_block + [1] * per_block
+    assert (both.generated[0, BASE.block_length:] == MASK).all() and not both.stopped_early
+
+
 def test_left_padding_is_masked(model, prompt):
     padded = torch.cat([torch.full((2, 3), CONFIG.pad_token_id), prompt], dim=1)
     mask = torch.cat([torch.zeros(2, 3, dtype=torch.long), torch.ones_like(prompt)], dim=1)

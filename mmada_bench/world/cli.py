@@ -1,7 +1,7 @@
 """``python -m mmada_bench world`` (or ``python -m mmada_bench.world``): the shapes world and its model.
 
     build     --out DIR [--scale full|mini] [--only STEP,...] [--fresh]
-              everything from nothing: tokenizer, MAGVIT, data, init, stages 1-3, CLIP, packaged model
+              everything from nothing: tokenizer, MAGVIT, data, init, stages 1-3, packaged model
               (see pipeline.py; finished steps are skipped, so a stopped build resumes)
     generate  --out DIR [--seed S] [--n N] [--train-seed T] [--train-n M] [--magvit DIR] [--only tasks|corpora]
               evaluation task files (split "world", seed S) in DIR/tasks and training corpora (split "train",

@@ -51,7 +51,9 @@ def test_labelled_results_say_so_and_hide_the_paper_column(labelled_checkpoint, 
                        "--limit", "2", "--output-dir", str(tmp_path / "out"), "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0 and f"[{label}]" in out
-    header, row = out.splitlines()[2:4]
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("task "))
+    header, row = lines[start:start + 2]
     assert header.split()[-1] == "paper" and row.split()[-1] == "-"
     cli.main(["show", "--output-dir", str(tmp_path / "out")])
     shown = capsys.readouterr().out

@@ -16,7 +16,6 @@ def _losses(run_dir, key):
 
 @pytest.fixture(scope="module")
 def mini_build(tmp_path_factory):
-    pytest.importorskip("open_clip")
     out = tmp_path_factory.mktemp("world_mini")
     logs: list[str] = []
     timings = Build(out, "mini", log=logs.append).run()
@@ -42,7 +41,7 @@ def test_unified_stages_lower_their_loss(mini_build):
 def test_grpo_stage_rolls_out_and_logs_rewards(mini_build):
     out, _, _ = mini_build
     rows = [json.loads(line) for line in (out / "stage3" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == SCALES["mini"].steps["stage3"]
+    assert rows and rows[-1]["step"] == SCALES["mini"].steps["stage3"]
     assert all(0.0 <= r["reward"] <= 1.0 and r["response_tokens"] > 0 for r in rows)
 
 
@@ -64,5 +63,5 @@ def test_packaged_model_loads_labelled_with_its_defaults(mini_build):
     assert model.is_smoke and model.label == WORLD_LABEL
     defaults = read_defaults(out / "model")
     assert defaults.num_fewshot["gsm8k"] == 0 and defaults.task_presets["gsm8k"]
-    assert (out / "model" / "clip").is_dir() and (out / "model" / "magvitv2").is_dir()
+    assert (out / "model" / "magvitv2").is_dir() and (out / "model" / "model.safetensors").is_file()
     assert "not a benchmark result" in (out / "model" / "README.md").read_text()

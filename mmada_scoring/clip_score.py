@@ -3,6 +3,9 @@
 Public API:
     ClipScorer(model_name="ViT-L-14", checkpoint=None, device="cpu", pretrained="openai",
                cache_dir=None, batch_size=32)
+    ClipScorer.from_dir(folder, device="cpu", batch_size=32)   a local open_clip folder (open_clip_config.json
+                                                              + weights [+ tokenizer files]), open_clip's
+                                                              own ``local-dir:`` loader
         .score(images, prompts) -> list[float]     per image 100 * max(cos(E_img, E_txt), 0)
         .mean_score(images, prompts) -> float      mean of the per-image scores
     clip_scores_from_embeddings(image_embeds, text_embeds) -> Tensor   the formula on raw embeddings
@@ -12,7 +15,7 @@ Formula (benchmark_protocols.md section 6): torchmetrics' ``100 * cos`` on L2-no
 ``max(., 0)``; MMaDA calls it once per image, so the clamp is applied per image, before the mean.
 Weights come from ``checkpoint`` (a local file) or, for a known ``pretrained`` tag, from a file already in the
 Hugging Face / open_clip download cache. Nothing is ever downloaded: a missing file raises
-ScorerWeightsMissing naming ``--clip-checkpoint``.
+ScorerWeightsMissing naming ``--clip-checkpoint`` (``--clip-dir`` for a folder).
 """
 from __future__ import annotations
 
@@ -29,6 +32,10 @@ from .scorer_weights import ScorerWeightsMissing, require_file, to_pil_image
 DEFAULT_MODEL = "ViT-L-14"
 DEFAULT_PRETRAINED = "openai"
 CHECKPOINT_FLAG = "--clip-checkpoint"
+DIR_FLAG = "--clip-dir"
+DIR_CONFIG = "open_clip_config.json"
+#: weight files open_clip's local-dir loader looks for, in its order of preference
+DIR_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
 _TORCHSCRIPT_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")
 
 
@@ -72,6 +79,9 @@ def resolve_clip_checkpoint(
 ) -> Path:
     """Local weight file for ``model_name``: ``checkpoint`` if given, else the offline cache of the ``pretrained`` tag."""
     if checkpoint is not None:
+        if Path(checkpoint).expanduser().is_dir():
+            raise ValueError(f"{CHECKPOINT_FLAG} {checkpoint} is a folder; a whole open_clip folder (open_clip_config.json "
+                             f"+ weights) goes to {DIR_FLAG}")
         return require_file(checkpoint, f"CLIP checkpoint for {model_name}", CHECKPOINT_FLAG)
     import open_clip  # open_clip: loaded when images are scored
 
@@ -148,13 +158,36 @@ class ClipScorer:
             model_name, pretrained=None, device="cpu", force_quick_gelu=bool(tag_cfg.get("quick_gelu", False))
         )
         _load_weights(model, weights)
+        preprocess_cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_cfg)
+        self._set_parts(model, image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False),
+                        open_clip.get_tokenizer(model_name), weights, device, batch_size)
+
+    @classmethod
+    def from_dir(cls, folder: str | Path, device: str | torch.device = "cpu", batch_size: int = 32) -> ClipScorer:
+        """A scorer from a local open_clip folder, loaded by open_clip's ``local-dir:`` schema (weights strict)."""
+        import open_clip  # open_clip: loaded when images are scored
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        folder = Path(folder).expanduser()
+        require_file(folder / DIR_CONFIG, "open_clip config of the CLIP folder", DIR_FLAG)
+        weights = next((folder / name for name in DIR_WEIGHTS if (folder / name).is_file()), None)
+        if weights is None:  # open_clip would only warn and return a random model
+            raise ScorerWeightsMissing(f"CLIP folder {folder} has no weights ({' / '.join(DIR_WEIGHTS)}); point "
+                                       f"{DIR_FLAG} at a folder holding one (scorers never download weights)")
+        name = f"local-dir:{folder}"
+        model, _, preprocess = open_clip.create_model_and_transforms(name, device="cpu")
+        scorer = cls.__new__(cls)
+        scorer._set_parts(model, preprocess, open_clip.get_tokenizer(name), weights, device, batch_size)
+        return scorer
+
+    def _set_parts(self, model, preprocess, tokenizer, weights: Path, device, batch_size: int) -> None:
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.checkpoint_path = weights
-        preprocess_cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_cfg)
-        self.preprocess = image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
-        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
 
     @torch.inference_mode()
     def embed(self, images: Sequence[Any], prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -117,6 +117,9 @@ def add_t2i_arguments(parser) -> None:
                      help="open_clip pretrained tag of those weights, 'none' for none (default: openai)")
     t2i.add_argument("--clip-checkpoint", default=None,
                      help="local CLIP weight file (default: the pretrained tag's file in the offline cache)")
+    t2i.add_argument("--clip-dir", default=None,
+                     help="a local open_clip folder (open_clip_config.json + weights [+ tokenizer]), e.g. the world CLIP; "
+                          "without any --clip-* flag a model folder's clip/ sub-folder is used when it has one")
     t2i.add_argument("--imagereward-dir", default=None,
                      help="folder with ImageReward.pt + med_config.json [+ tokenizer/] (default: ~/.cache/ImageReward)")
     t2i.add_argument("--imagereward-tokenizer", default=None,
@@ -139,6 +142,8 @@ def main(args) -> int:
     for folder in args.include_path:
         if not Path(folder).is_dir():
             raise UsageError(f"--include-path {folder}: no such folder of task cards")
+    if args.clip_dir and (args.clip_model or args.clip_pretrained or args.clip_checkpoint):
+        raise UsageError("--clip-dir names the whole CLIP: drop --clip-model / --clip-pretrained / --clip-checkpoint")
     if not tasks:
         raise UsageError("--tasks names no task; pass e.g. --tasks pope,mme (python -m mmada_bench list-tasks)")
     if args.system_instruction is not None and not args.system_instruction.strip():
@@ -186,7 +191,7 @@ def parse_key_values(text: str | None, flag: str) -> dict:
 
 def _scorer_options(args) -> dict:
     """The text-to-image scorer flags that were given (``--clip-model`` -> ``clip_model`` ...)."""
-    names = ("clip_model", "clip_pretrained", "clip_checkpoint", "imagereward_dir", "imagereward_tokenizer")
+    names = ("clip_model", "clip_pretrained", "clip_checkpoint", "clip_dir", "imagereward_dir", "imagereward_tokenizer")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 

@@ -4,8 +4,11 @@ Layout under ``runs/<run_id>/``: ``items/<task>.jsonl`` (one generation record p
 resume state), ``images/<task>/<index>_<id>.png`` + ``metadata.jsonl`` + ``contact_sheet.png``. A re-run
 keeps every stored image and generates only the missing ones (an image file deleted by hand is made
 again). Scores are recomputed from the PNGs on every run, so a run that lacked scorer weights (or ran with
-``--predict-only``) is scored by re-running it with the weights, or by ``python -m mmada_bench score RUN``. Leaderboard ``value`` = mean over the images that were scored, ``n`` =
-their count, ``n_errors`` = items without an image (bad rows, empty prompts, failed generations).
+``--predict-only``) is scored by re-running it with the weights, or by ``python -m mmada_bench score RUN``.
+Leaderboard ``value`` = mean over the images that were scored, ``n`` = their count, ``n_errors`` = items without
+a score (bad rows, empty prompts, failed generations, prompts a metric cannot read). The CLIP is the one of the
+``--clip-*`` flags, else the model folder's ``clip/``, else the card's
+(:func:`mmada_bench.metrics.image_metrics.with_model_clip`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from mmada_bench.metrics import SET_METRICS
+from mmada_bench.metrics.image_metrics import with_model_clip
 from mmada_bench.metrics.intervals import mean_with_ci
 from mmada_bench.results.environment import utc_now
 from mmada_bench.results.leaderboard import upsert_leaderboard, write_items
@@ -164,13 +168,16 @@ def _write_image_listings(records: list[dict], image_dir: Path, errors: list) ->
 
 def _score(plan, records: list[dict], image_dir: Path, settings, errors: list) -> list[dict]:
     """Run each set metric of the card over the stored images; per-image scores go into the records."""
-    entries = [{"item_id": r["item_id"], "prompt": r["prompt"], "image": image_dir / r["stats"]["image_file"]}
+    docs = {p.item.item_id: p.item.doc for p in plan.items}
+    entries = [{"item_id": r["item_id"], "prompt": r["prompt"], "image": image_dir / r["stats"]["image_file"],
+                "doc": docs.get(r["item_id"]) or {}}
                for r in records if not r.get("error") and (r.get("stats") or {}).get("image_file")]
     by_id = {r["item_id"]: r for r in records}
     primary_metric = plan.primary[0]
     summaries = []
+    scorers = with_model_clip(getattr(settings, "scorers", None) or {}, settings.model)
     for spec in plan.card.set_metrics:
-        options = {**spec.options, **(getattr(settings, "scorers", None) or {}), "device": settings.device}
+        options = {**spec.options, **scorers, "device": settings.device}
         try:
             rows = SET_METRICS.get(spec.name)(entries, options) if entries else []
         except ScorerWeightsMissing as exc:
@@ -182,7 +189,7 @@ def _score(plan, records: list[dict], image_dir: Path, settings, errors: list) -
             continue
         for row in rows:
             key = f"{row['metric']}/{row['label']}"
-            for item_id, value in row["per_item"].items():
+            for item_id, value in ({} if row.get("breakdown") else row["per_item"]).items():  # breakdown: a subset
                 by_id[item_id]["scores"][key] = value
                 if row["metric"] == primary_metric:
                     by_id[item_id]["score"] = value
@@ -203,6 +210,7 @@ def _leaderboard_rows(plan: TaskPlan, records: list[dict], summaries: list[dict]
         stats = mean_with_ci(values) if values else {"value": math.nan, "ci_low": None, "ci_high": None,
                                                      "ci_method": "none (no images scored)", "n": 0}
         rows.append({**common, **stats, "metric": summary["metric"], "filter": summary["label"],
-                     "is_primary": summary["metric"] == plan.primary[0], "breakdown": None, "unit": summary["unit"],
-                     "n_errors": len(records) - len(values)})
+                     "is_primary": summary["metric"] == plan.primary[0], "breakdown": summary.get("breakdown"),
+                     "unit": summary["unit"],
+                     "n_errors": summary.get("n_errors", len(records) - len(values))})
     return rows

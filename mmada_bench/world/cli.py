@@ -1,7 +1,7 @@
 """``python -m mmada_bench world`` (or ``python -m mmada_bench.world``): the shapes world and its model.
 
     build     --out DIR [--scale full|mini] [--only STEP,...] [--fresh]
-              everything from nothing: tokenizer, MAGVIT, data, init, stages 1-3, packaged model
+              everything from nothing: tokenizer, MAGVIT, data, init, stages 1-3, world CLIP, packaged model
               (see pipeline.py; finished steps are skipped, so a stopped build resumes)
     generate  --out DIR [--seed S] [--n N] [--train-seed T] [--train-n M] [--magvit DIR] [--only tasks|corpora]
               evaluation task files (split "world", seed S) in DIR/tasks and training corpora (split "train",
@@ -10,6 +10,8 @@
     magvit    --out DIR [--minutes M ...] train the world MAGVIT-v2 (see train_magvit.py)
     init-model --out DIR --tokenizer DIR --magvit DIR [--d-model D --layers L --heads H]
               a random-init tiny MMaDA checkpoint (official layout) to start stage 1 from
+    clip      --out DIR [--steps S --n N --seed T --batch B --threads K --tokenizer DIR]
+              train the world CLIP (open_clip folder for run --clip-dir, or a model folder's clip/)
     score-t2i METADATA.jsonl              world-oracle GenEval-style score of a harness t2i run's images
     oracle    IMAGE... [--prompt P]       world-oracle detections of images (and the prompt score)
 """
@@ -55,6 +57,20 @@ def _init_model(args) -> int:
                                n_heads=args.heads, mlp_hidden_size=args.mlp or int(round(args.d_model * 2.6875)),
                                seed=args.seed)
     print(json.dumps(layout))
+    return 0
+
+
+def _clip(args) -> int:
+    from .clip import train_world_clip
+
+    try:
+        report = train_world_clip(args.out, steps=args.steps, n=args.n, seed=args.seed, batch=args.batch,
+                                  threads=args.threads, tokenizer=args.tokenizer)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["loss"].pop("curve")
+    print(json.dumps(report, indent=1))
     return 0
 
 
@@ -133,6 +149,14 @@ def main(argv=None) -> int:
     i.add_argument("--heads", type=int, default=8)
     i.add_argument("--mlp", type=int, default=None, help="MLP hidden size (default 2.6875 * d_model)")
     i.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("clip", help="train the world CLIP (open_clip classes, ClipLoss)")
+    c.add_argument("--out", required=True)
+    c.add_argument("--steps", type=int, default=600)
+    c.add_argument("--n", type=int, default=16000, help="training image-caption pairs")
+    c.add_argument("--seed", type=int, default=DEFAULT_TRAIN_SEED)
+    c.add_argument("--batch", type=int, default=128)
+    c.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    c.add_argument("--tokenizer", default=None, help="world tokenizer folder (default: train one into --out)")
     st = sub.add_parser("score-t2i", help="oracle score of a t2i run (images/<task>/metadata.jsonl)")
     st.add_argument("metadata")
     st.add_argument("--items", action="store_true", help="also list every image's detections")
@@ -154,4 +178,6 @@ def main(argv=None) -> int:
         return _score_t2i(args)
     if args.command == "init-model":
         return _init_model(args)
+    if args.command == "clip":
+        return _clip(args)
     return _oracle(args)

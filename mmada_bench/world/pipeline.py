@@ -7,8 +7,8 @@ output is already complete (so a stopped build resumes; the trainer resumes from
 2. ``magvit/``     the world MAGVIT-v2 (time budget)      6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
 3. ``data/``       evaluation splits + stage corpora      7. ``stage2_mmu/`` stage 2 continued on image questions
 4. ``init/``       the random-init checkpoint            8. ``stage3/``     UniGRPO (POPE / MME correctness)
-9. ``model/``      the packaged checkpoint (stage 3 + model card + run defaults; ``clip/`` when a world CLIP
-   folder ``OUT/clip`` exists: the tiny open_clip model is not built by this pipeline yet)
+9. ``clip/``       the tiny world CLIP (open_clip)       10. ``model/``     the packaged checkpoint (stage 3 +
+   model card + run defaults + clip/)
 
 Every step's wall time goes to ``timings.json``; the totals are printed at the end.
 """
@@ -40,15 +40,16 @@ class Scale:
     layers: int = 6
     heads: int = 6
     steps: dict = field(default_factory=lambda: dict(DEFAULT_STEPS))
+    clip_steps: int = 600
 
 
 SCALES = {
     "full": Scale(),
     "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
-                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_mmu": 6, "stage3": 3}),
+                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_mmu": 6, "stage3": 3}, clip_steps=10),
 }
 STAGES = ("stage1", "stage2", "stage2_mmu", "stage3")
-STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "model")
+STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "clip", "model")
 
 
 def _done(path: Path) -> bool:
@@ -111,6 +112,12 @@ class Build:
             raise FileNotFoundError(f"{self.out / name} has no checkpoint: run the {name} step first")
         return ckpt
 
+    def clip(self) -> None:
+        from .clip import train_world_clip
+
+        train_world_clip(self.out / "clip", steps=self.scale.clip_steps, n=self.scale.train_n,
+                         batch=min(128, self.scale.train_n), tokenizer=self.out / "tokenizer")
+
     def package(self) -> None:
         from .package import package_model
 
@@ -120,7 +127,8 @@ class Build:
     # --- running ---------------------------------------------------------------------------------
     def steps(self) -> list[tuple[str, Callable[[], None]]]:
         return [("tokenizer", self.tokenizer), ("magvit", self.magvit), ("data", self.data), ("init", self.init),
-                *[(name, (lambda n=name: self.stage(n))) for name in STAGES], ("model", self.package)]
+                *[(name, (lambda n=name: self.stage(n))) for name in STAGES],
+                ("clip", self.clip), ("model", self.package)]
 
     def run(self, only: tuple[str, ...] = ()) -> dict:
         """Run every step that is not done (or the ``only`` ones); returns the timings."""

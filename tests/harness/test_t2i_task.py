@@ -100,8 +100,11 @@ def test_bad_rows_are_error_records_not_fatal(first_run):
     bad = items[items["error"].fillna("").str.contains("not valid JSON")]
     assert len(bad) == 1
     assert items.loc[[f"g{i}" for i in range(3)], "error"].isna().all()
-    for row in outcome.rows:
+    for row in [r for r in outcome.rows if r["metric"] in ("clip_score", "imagereward")]:
         assert row["n"] == 3 and row["n_errors"] == 2
+    oracle = {r["metric"]: r for r in outcome.rows if r["filter"] == "world-oracle"}  # no world prompt: no value
+    assert oracle["geneval_world"]["n"] == 0 and oracle["geneval_world"]["value"] != oracle["geneval_world"]["value"]
+    assert oracle["geneval_world_unparsable"]["value"] == 1.0 and oracle["geneval_world_unparsable"]["n"] == 3
 
 
 def test_clip_rows_match_a_direct_computation(first_run, tiny_clip):

@@ -64,4 +64,5 @@ def test_packaged_model_loads_labelled_with_its_defaults(mini_build):
     defaults = read_defaults(out / "model")
     assert defaults.num_fewshot["gsm8k"] == 0 and defaults.task_presets["gsm8k"]
     assert (out / "model" / "magvitv2").is_dir() and (out / "model" / "model.safetensors").is_file()
+    assert (out / "model" / "clip" / "open_clip_config.json").is_file()
     assert "not a benchmark result" in (out / "model" / "README.md").read_text()

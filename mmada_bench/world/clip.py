@@ -135,7 +135,9 @@ def train_world_clip(out: str | Path, steps: int = 600, n: int = 16000, seed: in
 
 def _save_tokenizer(out: Path, tokenizer):
     """The world tokenizer, saved into ``out`` (trained there when no folder is given)."""
-    from transformers import AutoTokenizer  # transformers is slow to import: loaded on use
+    from transformers import (
+        AutoTokenizer,  # transformers is slow to import: loaded on use
+    )
 
     from .tokenizer import train_world_tokenizer
 
@@ -202,7 +204,9 @@ def evaluate_retrieval(folder: str | Path, n: int = HELD_OUT, seed: int = DEFAUL
 
     A retrieved caption counts as right when its text equals the gold one (identical scenes have identical
     captions); chance = mean over items of (captions equal to the gold) / n."""
-    from mmada_scoring.clip_score import ClipScorer  # torch + open_clip: loaded when images are scored
+    from mmada_scoring.clip_score import (
+        ClipScorer,  # torch + open_clip: loaded when images are scored
+    )
 
     images, captions = held_out_pairs(n, seed)
     image_embeds, text_embeds = ClipScorer.from_dir(folder).embed(images, captions)

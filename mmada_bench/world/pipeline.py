@@ -49,6 +49,7 @@ SCALES = {
                   layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_mmu": 6, "stage3": 3}, clip_steps=10),
 }
 STAGES = ("stage1", "stage2", "stage2_mmu", "stage3")
+CLIP_CONTEXT = 64  # text positions of the world CLIP: the build's tokenizer splits digits and is small
 STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "clip", "model")
 
 
@@ -116,7 +117,8 @@ class Build:
         from .clip import train_world_clip
 
         train_world_clip(self.out / "clip", steps=self.scale.clip_steps, n=self.scale.train_n,
-                         batch=min(128, self.scale.train_n), tokenizer=self.out / "tokenizer")
+                         batch=min(128, self.scale.train_n), tokenizer=self.out / "tokenizer",
+                         context_length=CLIP_CONTEXT)
 
     def package(self) -> None:
         from .package import package_model

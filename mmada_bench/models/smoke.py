@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from mmada_bench.models.defaults import CheckpointDefaults
+from mmada_bench.models.defaults import NO_DEFAULTS, CheckpointDefaults
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 WORLD_MODEL_DIR = ASSETS / "mmada-world"
@@ -40,7 +40,7 @@ def result_label(row) -> str:
 
 
 def preset_name(requested: Optional[str], card_preset: str, kind: str, task: str = "",
-                defaults: CheckpointDefaults = CheckpointDefaults()) -> str:
+                defaults: CheckpointDefaults = NO_DEFAULTS) -> str:
     """The preset a task runs with: ``--preset``, else the checkpoint's default for the task or its output kind
     (``harness_defaults.json``), else the card's."""
     name = requested or defaults.preset_for(task, kind) or card_preset

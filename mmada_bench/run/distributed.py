@@ -150,14 +150,19 @@ def my_plan(plan, dist: DistContext, batch_size: int, run_dir: Path, retry_error
     return dataclasses.replace(plan, items=items)
 
 
+def stored_by_id(plan, run_dir: Path) -> tuple[dict[str, dict], list[str]]:
+    """Every stored record of the task (all stores of the run) by item id, and the plan's item ids not stored."""
+    by_id: dict[str, dict] = {}
+    for path in task_stores(run_dir, plan.card.name):
+        by_id.update(read_store(path))
+    return by_id, [p.item.item_id for p in plan.items if p.item.item_id not in by_id]
+
+
 def merged_records(plan, run_dir: Path) -> list[dict]:
     """The task's records in the plan's item order, read from every store of the run (rank 0 after the barrier).
 
     Raises RuntimeError naming the missing items if the stores lack some (a rank failed)."""
-    by_id: dict[str, dict] = {}
-    for path in task_stores(run_dir, plan.card.name):
-        by_id.update(read_store(path))
-    missing = [p.item.item_id for p in plan.items if p.item.item_id not in by_id]
+    by_id, missing = stored_by_id(plan, run_dir)
     if missing:
         raise RuntimeError(f"{plan.card.name}: {len(missing)} item(s) missing from the shard stores "
                            f"(first: {missing[:3]}); a rank failed: re-run the same command to finish them")

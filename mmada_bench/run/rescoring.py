@@ -17,8 +17,8 @@ from mmada_bench.cards.discovery import get_task
 from mmada_bench.models.defaults import CheckpointDefaults, read_defaults
 from mmada_bench.models.loader import model_folder
 from mmada_bench.results.environment import utc_now
-from mmada_bench.results.store import atomic_write_bytes, file_lock, read_store
-from mmada_bench.run.distributed import DistContext, task_stores
+from mmada_bench.results.store import atomic_write_bytes, file_lock
+from mmada_bench.run.distributed import DistContext, stored_by_id
 from mmada_bench.run.planning import plan_task
 from mmada_bench.run.text_scoring import finish_text_task
 from mmada_bench.run.text_to_image import finish_t2i
@@ -121,10 +121,7 @@ def replan(recorded: dict, settings: RunSettings, model: dict, defaults: Checkpo
 def stored_records(plan: TaskPlan, run_dir: Path) -> list[dict]:
     """The task's records in plan order from every store of the run; ValueError when some are missing or were
     asked another prompt."""
-    by_id: dict[str, dict] = {}
-    for path in task_stores(run_dir, plan.card.name):
-        by_id.update(read_store(path))
-    missing = [p.item.item_id for p in plan.items if p.item.item_id not in by_id]
+    by_id, missing = stored_by_id(plan, run_dir)
     if missing:
         raise ValueError(f"{plan.card.name}: {len(missing)} of {len(plan.items)} items are not stored yet (first: "
                          f"{missing[0]}); finish them with the same run command (it generates only those), then score")

@@ -29,10 +29,6 @@ from .problems import gsm8k_problem, math_problem
 from .scene import Scene, draw, sample_scene
 from .seeds import DEFAULT_TRAIN_SEED, TRAIN_SPLIT, item_rng
 from .tasks import (
-    MME_CATEGORIES,
-    POPE_CATEGORIES,
-    mme_pair,
-    pope_absent,
     write_jsonl,
 )
 
@@ -120,22 +116,6 @@ def text_problem(rng: np.random.Generator) -> tuple[str, str, str]:
         return p["question"], "\n".join(lines[:-1]), lines[-1].removeprefix("#### ").strip()
     p = math_problem(rng)
     return p["problem"], p["solution"], p["answer"]
-
-
-def image_question(rng: np.random.Generator, ranking: list) -> tuple[Scene, str, str]:
-    """(scene, question, answer) in the POPE, MME or captioning format."""
-    form = int(rng.integers(0, 3))
-    if form == 0:
-        scene = sample_scene(rng)
-        if rng.integers(0, 2):
-            return scene, L.pope_question(*_pick(rng, scene.kinds())), "yes"
-        return scene, L.pope_question(*pope_absent(rng, scene, _pick(rng, POPE_CATEGORIES), ranking)), "no"
-    if form == 1:
-        scene, pair = mme_pair(rng, _pick(rng, MME_CATEGORIES))
-        question, answer = pair[int(rng.integers(0, 2))]
-        return scene, question, answer
-    scene = sample_scene(rng)
-    return scene, L.CAPTION_PROMPT, L.captions(scene, rng, k=1)[0]
 
 
 # ------------------------------------------------------------------ stage 3

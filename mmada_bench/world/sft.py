@@ -8,6 +8,7 @@ task builders of :mod:`.tasks` on the ``train`` split, so training and evaluatio
 """
 from __future__ import annotations
 
+import functools
 import io
 from typing import Callable, Optional
 
@@ -24,18 +25,19 @@ MODEL_FAMILY = "mmada"
 THINK_SHARE = 0.25  # image questions asked with the thinking system prompt (objects seen, then the answer)
 
 
+@functools.lru_cache(maxsize=None)
+def _card_and_variant(task: str):
+    card = get_task(task)
+    return card, card.variant(card.default_variant_for(MODEL_FAMILY))
+
+
 def harness_turn(task: str, doc: dict) -> tuple[str, Optional[str], bool]:
     """(prompt text or user turn, end-of-turn string, chat?) of a 0-shot item as the harness asks it."""
-    card = get_task(task)
-    variant = card.variant(card.default_variant_for(MODEL_FAMILY))
+    card, variant = _card_and_variant(task)
     prompt, messages = build_prompt(card, variant, doc, [])
     if messages is None:
         return prompt, None, False
     return messages[-1]["content"], variant.chat_eot, True
-
-
-def _scene(meta: dict) -> Scene:
-    return Scene.from_dict(meta)
 
 
 def text_rows(seed: int, n: int) -> list[dict]:
@@ -66,9 +68,9 @@ def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     rows = []
     for task, build in (("pope", pope_rows), ("mme", mme_rows)):
         docs, scenes = build(seed, n, TRAIN_SPLIT)
-        scene_of = {m["image"]: _scene(m) for m in scenes}
+        scene_of = {m["image"]: Scene.from_dict(m) for m in scenes}
         firsts = _first_per_image(docs)
-        fields = dict(zip((d["image"]["path"] for d in firsts), image_fields([_png(d["image"]) for d in firsts],
+        fields = dict(zip((d["image"]["path"] for d in firsts), image_fields([d["image"]["bytes"] for d in firsts],
                                                                              f"stage2_{task}")))
         for doc in docs:
             name = doc["image"]["path"]
@@ -79,16 +81,12 @@ def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
                 row.update(question=f"{THINK_SYSTEM_PROMPT}\n\n{turn}", reasoning=L.seen_objects(scene_of[name]))
             rows.append({k: v for k, v in row.items() if v is not None})
     docs, _ = flickr30k_rows(seed, n, TRAIN_SPLIT)
-    for doc, image in zip(docs, image_fields([_png(d["image"]) for d in docs], "stage2_flickr30k")):
+    for doc, image in zip(docs, image_fields([d["image"]["bytes"] for d in docs], "stage2_flickr30k")):
         turn, eot, _ = harness_turn("flickr30k", {**doc, "image": None})
         for caption in doc["caption"]:
             rows.append({**image, "question": turn, "answer": caption,
                          **({"chat_eot": eot} if eot else {})})
     return rows
-
-
-def _png(image: dict) -> bytes:
-    return image["bytes"]
 
 
 def _first_per_image(docs: list[dict]) -> list[dict]:
@@ -149,7 +147,7 @@ def grpo_prompts(sft_rows: list[dict], kind: str) -> list[dict]:
             out.append({"prompt": row["prompt"], "answer": row["answer"].removeprefix("#### ").strip(),
                         **({"chat_eot": row["chat_eot"]} if row.get("chat_eot") else {})})
         elif kind == "mmu" and not row.get("reasoning") and row["answer"] in ("Yes", "No"):
-            out.append({k: v for k, v in row.items()})
+            out.append(dict(row))
     return out
 
 

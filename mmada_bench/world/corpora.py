@@ -8,7 +8,8 @@
 * ``stage2/`` (:mod:`.sft`: every prompt in the harness's layout for an MMaDA checkpoint): ``text_cot.jsonl``
   (GSM8K chat rows ``{"prompt", "reasoning", "answer"}`` + MATH500 Minerva rows ``{"text"}``, ``n / 2`` each),
   ``mmu_cot.jsonl`` (POPE / MME yes-no and Flickr30k caption rows of ``n / 8`` images each, a quarter of the
-  yes-no questions with the thinking prompt and the objects seen), ``t2i.jsonl``;
+  yes-no questions with the thinking prompt and the objects seen), ``t2i.jsonl``, ``mmu_direct.jsonl`` (the
+  yes-no rows without thinking), ``mmu_cells.jsonl`` (grounding: what is in each cell, :func:`grounding_rows`);
 * ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
   chat, POPE / MME yes-no) with gold answers for the correctness reward (:func:`.sft.grpo_prompts`),
   ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
@@ -97,6 +98,19 @@ def stage1_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
     return rows
 
 
+def grounding_rows(seed: int, n: int, images: ImageStore, chat_eot: Optional[str] = None) -> list[dict]:
+    """The stage-1 captioning images again, each asked :data:`~.language.CELL_LISTING_QUESTION` with the
+    :func:`~.language.cell_listing` answer: every answer token is fixed by the image, so the loss cannot be
+    lowered without reading it (captions and yes / no answers leave most of their loss to templates).
+    ``chat_eot``: the end-of-turn of the harness's image yes / no layout, so the rows share that layout."""
+    rows = []
+    for i in range(n):
+        scene = sample_scene(_rng(seed, "stage1/mmu", i))  # the scene of stage1_mmu row i
+        rows.append({"image": str(images.root / "stage1_mmu" / f"{i:06d}.png"), "question": L.CELL_LISTING_QUESTION,
+                     "answer": L.cell_listing(scene), **({"chat_eot": chat_eot} if chat_eot else {})})
+    return rows
+
+
 def t2i_pairs(seed: int, n: int, images: ImageStore, stream: str) -> list[dict]:
     rows = []
     for i in range(n):
@@ -129,7 +143,7 @@ def stage3_t2i(seed: int, n: int) -> list[dict]:
 STAGE_FILES = {
     "stage1": [("text.jsonl", "text"), ("mmu.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
     "stage2": [("text_cot.jsonl", "text"), ("mmu_cot.jsonl", "mmu"), ("t2i.jsonl", "t2i"),
-               ("mmu_direct.jsonl", "mmu")],
+               ("mmu_direct.jsonl", "mmu"), ("mmu_cells.jsonl", "mmu")],
     "stage3": [("text_prompts.jsonl", "text"), ("mmu_prompts.jsonl", "mmu"), ("t2i_prompts.jsonl", "t2i")],
 }
 
@@ -159,9 +173,11 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
     images = ImageStore(out / "images")
     sft_text = sft.text_rows(seed, max(1, n // 2))
     sft_mmu = sft.mmu_rows(seed, max(1, n // 8), sft.png_codes(magvit) if magvit else sft.png_files(out / "images"))
+    sft_direct = sft.direct(sft_mmu)
     files = {
         "stage1": [stage1_text(seed, n), stage1_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage1/t2i")],
-        "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft.direct(sft_mmu)],
+        "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft_direct,
+                   grounding_rows(seed, n, images, next((r.get("chat_eot") for r in sft_direct), None))],
         "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_mmu, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}

@@ -55,3 +55,35 @@ def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed:
     scores["ratio"] = scores["own"] / scores["shuffled"] if scores["shuffled"] else float("inf")
     scores["n"] = len(ids)
     return scores
+
+
+#: the held-out slice a packaged world model's scores are recorded on (and checked against in CI)
+SLICE_TASKS = ("pope", "mme")
+SLICE_LIMIT = 24
+RECORDED_SLICE = "recorded_slice.json"
+
+
+def run_slice(model: str | Path, output_dir: str | Path, tasks: Sequence[str] = SLICE_TASKS,
+              limit: int = SLICE_LIMIT) -> dict:
+    """Scores and per-item outputs of ``model`` on the first ``limit`` items of each task of the bundled world
+    split (float32 CPU greedy: deterministic), as :func:`record_slice` stores them."""
+    import pandas as pd
+
+    from mmada_bench.data.loading import WORLD_DIR
+
+    scores = evaluate(model, WORLD_DIR, output_dir, tasks=tasks, limit=limit, batch_size=8)
+    record = {"tasks": list(tasks), "limit": limit, "data": "bundled world split", "scores": {}, "outputs": {}}
+    for task, score in scores.items():
+        items = pd.read_parquet(Path(output_dir) / "items" / score["run_id"] / f"{task}.parquet")  # write_items
+        record["scores"][task] = {k: score[k] for k in ("metric", "value", "n", "n_errors")}
+        record["outputs"][task] = {str(i): o for i, o in zip(items["item_id"], items["output"])}
+    return record
+
+
+def record_slice(model: str | Path, work_dir: str | Path) -> dict:
+    """Run :func:`run_slice` and write it to ``model/recorded_slice.json`` (the packaging step does this)."""
+    import json
+
+    record = run_slice(model, work_dir)
+    (Path(model) / RECORDED_SLICE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return record

@@ -80,6 +80,16 @@ def scene_caption(scene: Scene) -> str:
     return describe(scene.objects)
 
 
+CELL_LISTING_QUESTION = "What is in each cell?"
+
+
+def cell_listing(scene: Scene) -> str:
+    """Every cell in reading order with its object or ``empty`` (a grounding target fixed by the image alone),
+    e.g. ``top left: red triangle, top right: empty, bottom left: red square, bottom right: empty``."""
+    by_cell = {o.cell: f"{o.colour} {o.shape}" for o in scene.objects}
+    return ", ".join(f"{cell}: {by_cell.get(cell, 'empty')}" for cell in CELLS)
+
+
 def seen_objects(scene: Scene) -> str:
     """Reasoning text for image questions: the objects seen, before the answer."""
     n = len(scene.objects)

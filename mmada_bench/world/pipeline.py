@@ -3,12 +3,11 @@
 ``python -m mmada_bench world build --out runs/world [--scale full|mini]`` runs, each step skipped when its
 output is already complete (so a stopped build resumes; the trainer resumes from its last checkpoint):
 
-1. ``tokenizer/``  the world BPE tokenizer              5. ``stage1/``     unified masked-token pretraining
-2. ``magvit/``     the world MAGVIT-v2 (time budget)      6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
-3. ``data/``       evaluation splits + stage corpora      7. ``stage2_mmu/`` stage 2 continued on image questions
-4. ``init/``       the random-init checkpoint            8. ``stage3/``     UniGRPO (POPE / MME correctness)
-9. ``clip/``       the tiny world CLIP (open_clip)       10. ``model/``     the packaged checkpoint (stage 3 +
-   model card + run defaults + clip/)
+1. ``tokenizer/``  the world BPE tokenizer              6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
+2. ``magvit/``     the world MAGVIT-v2 (time budget)      7. ``stage2_mmu/`` grounding (each cell) + image questions
+3. ``data/``       evaluation splits + stage corpora      8. ``stage3/``     UniGRPO (POPE / MME correctness)
+4. ``init/``       the random-init checkpoint            9. ``clip/``       the tiny world CLIP (open_clip)
+5. ``stage1/``     unified masked-token pretraining     10. ``model/``     the packaged checkpoint (stage 3 + model card + run defaults + clip/ + the recorded slice)
 
 Every step's wall time goes to ``timings.json``; the totals are printed at the end.
 """
@@ -121,10 +120,12 @@ class Build:
                          context_length=CLIP_CONTEXT)
 
     def package(self) -> None:
+        from .evaluate import record_slice
         from .package import package_model
 
         package_model(self.stage_checkpoint("stage3"), self.out / "model", clip_dir=self.out / "clip",
                       build=self.summary())
+        record_slice(self.out / "model", self.out / "eval" / "slice")
 
     # --- running ---------------------------------------------------------------------------------
     def steps(self) -> list[tuple[str, Callable[[], None]]]:

@@ -21,7 +21,7 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
 
 
 #: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 1000, "stage3": 40}
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 500, "stage3": 40}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
@@ -29,8 +29,9 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
 
     Stage 1 learns the plain formats (captions, plain GSM8K / MATH text, image captioning, t2i); stage 2 the
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
-    ``stage2_mmu`` continues stage 2 on the direct image questions and captions (short rows, large batches:
-    reading the image is what the tiny model learns slowest); stage 3 is UniGRPO on the POPE / MME yes-no
+    ``stage2_mmu`` continues stage 2 on the grounding rows (what is in each cell) and the direct image
+    questions (short rows, large batches: with captions and yes / no answers alone the model never read its
+    images; the grounding rows make it read them); stage 3 is UniGRPO on the POPE / MME yes-no
     prompts with the harness's 2-token sampler and the correctness reward."""
     from .corpora import STAGE_FILES
 
@@ -66,10 +67,11 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                    "train": train("stage2")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
                        "model": {**model, "path": "runs/world/stage2/last"},
-                       "data": {"max_seq_length": 64, "lm_max_length": 288, "num_vq_tokens": n_vq,
+                       "data": {"max_seq_length": 56, "lm_max_length": 288, "num_vq_tokens": n_vq,
                                 "batch_size": {"t2i": 0, "lm": 2, "mmu": 32}, "lm_format": "chat",
                                 "think_format": False,
-                                "sources": [{"path": "stage2/mmu_direct.jsonl", "kind": "mmu", "weight": 1.0},
+                                "sources": [{"path": "stage2/mmu_cells.jsonl", "kind": "mmu", "weight": 1.0},
+                                            {"path": "stage2/mmu_direct.jsonl", "kind": "mmu", "weight": 1.0},
                                             {"path": "stage2/text_cot.jsonl", "kind": "text", "weight": 1.0}]},
                        "objective": {"coefficients": {"t2i": 0.0, "lm": 0.5, "mmu": 1.0}},
                        "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2_mmu"] // 10),

@@ -389,6 +389,38 @@ def test_corpora_rows_have_the_trainer_formats(tmp_path):
         assert all(Path(src.path).is_file() for src in cfg.data.sources)
 
 
+def test_grounding_rows_name_what_the_oracle_sees_in_each_cell(tmp_path):
+    from mmada_bench.world.corpora import ImageStore, grounding_rows, stage1_mmu
+
+    images = ImageStore(tmp_path)
+    captioned = stage1_mmu(0, 12, images)
+    rows = grounding_rows(0, 12, images, chat_eot="<eot_id>")
+    assert [r["image"] for r in rows] == [r["image"] for r in captioned]
+    for row in rows:
+        seen = {d.cell: f"{d.colour} {d.shape}" for d in detect(Image.open(row["image"]).convert("RGB"))}
+        listed = dict(part.split(": ") for part in row["answer"].split(", "))
+        assert list(listed) == list(CELLS)
+        assert listed == {cell: seen.get(cell, "empty") for cell in CELLS}
+        assert row["question"] == L.CELL_LISTING_QUESTION and row["chat_eot"] == "<eot_id>"
+
+
+def test_code_colour_purity_drops_when_one_code_serves_two_colours():
+    import torch
+
+    from mmada_bench.world.train_magvit import colour_purity
+
+    red = WorldObject("red", "square", "top left", size=(10, 10))
+    blue = WorldObject("blue", "square", "top left", size=(10, 10))
+    originals = np.stack([np.asarray(draw(Scene((o,)))) for o in (red, blue)])
+    side = 8
+    patch_is_coloured = [any(np.asarray(draw(Scene((red,))))[y * 4:(y + 1) * 4, x * 4:(x + 1) * 4].min(-1).ravel() < 250)
+                         for y in range(side) for x in range(side)]
+    own = torch.tensor([[1 + i if c else 0 for c in patch_is_coloured] for i in range(2)])
+    shared = torch.tensor([[1 if c else 0 for c in patch_is_coloured]] * 2)
+    assert colour_purity(originals, own) == 1.0
+    assert colour_purity(originals, shared) == pytest.approx(0.5)
+
+
 @pytest.mark.parametrize("task", ["pope", "mme", "flickr30k", "gsm8k", "math500"])
 def test_training_prompts_are_the_prompts_the_harness_evaluates_with(task, task_dir):
     from mmada_bench.cards.discovery import get_task

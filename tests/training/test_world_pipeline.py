@@ -66,3 +66,13 @@ def test_packaged_model_loads_labelled_with_its_defaults(mini_build):
     assert (out / "model" / "magvitv2").is_dir() and (out / "model" / "model.safetensors").is_file()
     assert (out / "model" / "clip" / "open_clip_config.json").is_file()
     assert "not a benchmark result" in (out / "model" / "README.md").read_text()
+
+
+def test_packaging_records_a_slice_that_a_rerun_reproduces(mini_build, tmp_path):
+    from mmada_bench.world.evaluate import RECORDED_SLICE, run_slice
+
+    out, _, _ = mini_build
+    recorded = json.loads((out / "model" / RECORDED_SLICE).read_text())
+    assert set(recorded["scores"]) == set(recorded["tasks"]) == set(recorded["outputs"])
+    assert all(len(outputs) == recorded["scores"][t]["n"] for t, outputs in recorded["outputs"].items())
+    assert run_slice(out / "model", tmp_path, recorded["tasks"], recorded["limit"]) == recorded

@@ -7,7 +7,8 @@ output is already complete (so a stopped build resumes; the trainer resumes from
 2. ``magvit/``     the world MAGVIT-v2 (time budget)      7. ``stage2_mmu/`` grounding (each cell) + image questions
 3. ``data/``       evaluation splits + stage corpora      8. ``stage3/``     UniGRPO (POPE / MME correctness)
 4. ``init/``       the random-init checkpoint            9. ``clip/``       the tiny world CLIP (open_clip)
-5. ``stage1/``     unified masked-token pretraining     10. ``model/``     the packaged checkpoint (stage 3 + model card + run defaults + clip/ + the recorded slice)
+5. ``stage1/``     unified masked-token pretraining     10. ``model/``     the packaged checkpoint (stage 3 +
+   model card + run defaults + clip/ + ``recorded_slice.json``)
 
 Every step's wall time goes to ``timings.json``; the totals are printed at the end.
 """

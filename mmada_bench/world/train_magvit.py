@@ -8,7 +8,8 @@ for 32 px; ``--levels 4`` -> 4 x 4). Loss: L1 + MSE reconstruction (pixels in [-
 commitment and entropy losses. ``code_colour_purity`` (held-out metric) says how far each code names its patch's
 colour: ~0.50 here, the decoder reads colour partly from neighbouring codes (one "filled interior" code serves
 red, yellow and green shapes). Training images come from the ``train`` split seeds, held-out images from the
-``world`` split (see :mod:`mmada_bench.world.seeds`). Writes ``magvit_config.json`` + ``pytorch_model.safetensors`` (official layout) and ``metrics.json`` (PSNR, code usage, oracle rate).
+``world`` split (see :mod:`mmada_bench.world.seeds`). Writes ``magvit_config.json`` +
+``pytorch_model.safetensors`` (official layout) and ``metrics.json`` (PSNR, code usage, oracle rate, purity).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mmada_bench.results.leaderboard import read_leaderboard
+from mmada_bench.results.leaderboard import items_path, read_leaderboard
 
 
 class ExportError(ValueError):
@@ -40,7 +40,7 @@ class RunData:
 
     def items(self, task: str) -> pd.DataFrame:
         """items/<run_id>/<task>.parquet; raises ExportError when it is missing."""
-        path = self.output_dir / "items" / self.run_id / f"{task}.parquet"
+        path = items_path(self.output_dir, self.run_id, task)
         if not path.exists():
             raise ExportError(f"{path}: missing per-item table of task {task} in run {self.run_id}")
         return pq.read_table(path).to_pandas()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mmada_bench.errors import UsageError
+from mmada_bench.results.leaderboard import items_path
 
 WANDB_MISSING = '--wandb-args needs the wandb package: pip install "mmada-bench[wandb]"'
 SAMPLE_COLUMNS = ["item_id", "prompt", "output", "gold", "extracted_answer", "score", "error"]
@@ -70,7 +71,7 @@ def headline_metrics(rows: list[dict]) -> dict:
 
 def sample_rows(output_dir: Path, run_id: str, task: str, limit: int) -> list[list]:
     """The first ``limit`` items of ``items/<run_id>/<task>.parquet`` as table rows (``[]`` if it is absent)."""
-    path = Path(output_dir) / "items" / run_id / f"{task}.parquet"
+    path = items_path(output_dir, run_id, task)
     if limit <= 0 or not path.exists():
         return []
     table = pq.read_table(path, columns=SAMPLE_COLUMNS).slice(0, limit).to_pylist()

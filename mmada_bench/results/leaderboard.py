@@ -107,9 +107,14 @@ def rows_to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
 
 
+def items_path(output_dir: str | Path, run_id: str, task: str) -> Path:
+    """Where a finished task's per-item Parquet lives: ``items/<run_id>/<task>.parquet``."""
+    return Path(output_dir) / "items" / run_id / f"{task}.parquet"
+
+
 def write_items(output_dir: str | Path, run_id: str, task: str, records: list[dict]) -> Path:
     """Write the per-item Parquet of a finished task; returns its path."""
-    path = Path(output_dir) / "items" / run_id / f"{task}.parquet"
+    path = items_path(output_dir, run_id, task)
     atomic_write_table(path, rows_to_table(records, ITEM_SCHEMA))
     return path
 

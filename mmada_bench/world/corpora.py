@@ -98,17 +98,15 @@ def stage1_mmu(seed: int, n: int, images: ImageStore) -> list[dict]:
     return rows
 
 
-def grounding_rows(seed: int, n: int, images: ImageStore, chat_eot: Optional[str] = None) -> list[dict]:
-    """The stage-1 captioning images again, each asked :data:`~.language.CELL_LISTING_QUESTION` with the
+def grounding_rows(captioned: list[dict], images: ImageStore, chat_eot: Optional[str] = None) -> list[dict]:
+    """The images of the ``captioned`` rows (:func:`stage1_mmu`, drawn by ``images``) again, each asked
+    :data:`~.language.CELL_LISTING_QUESTION` with the
     :func:`~.language.cell_listing` answer: every answer token is fixed by the image, so the loss cannot be
     lowered without reading it (captions and yes / no answers leave most of their loss to templates).
     ``chat_eot``: the end-of-turn of the harness's image yes / no layout, so the rows share that layout."""
-    rows = []
-    for i in range(n):
-        scene = sample_scene(_rng(seed, "stage1/mmu", i))  # the scene of stage1_mmu row i
-        rows.append({"image": str(images.root / "stage1_mmu" / f"{i:06d}.png"), "question": L.CELL_LISTING_QUESTION,
-                     "answer": L.cell_listing(scene), **({"chat_eot": chat_eot} if chat_eot else {})})
-    return rows
+    scenes = dict(images.saved)
+    return [{"image": row["image"], "question": L.CELL_LISTING_QUESTION, "answer": L.cell_listing(scenes[row["image"]]),
+             **({"chat_eot": chat_eot} if chat_eot else {})} for row in captioned]
 
 
 def t2i_pairs(seed: int, n: int, images: ImageStore, stream: str) -> list[dict]:
@@ -174,10 +172,11 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
     sft_text = sft.text_rows(seed, max(1, n // 2))
     sft_mmu = sft.mmu_rows(seed, max(1, n // 8), sft.png_codes(magvit) if magvit else sft.png_files(out / "images"))
     sft_direct = sft.direct(sft_mmu)
+    captioned = stage1_mmu(seed, n, images)
     files = {
-        "stage1": [stage1_text(seed, n), stage1_mmu(seed, n, images), t2i_pairs(seed, n, images, "stage1/t2i")],
+        "stage1": [stage1_text(seed, n), captioned, t2i_pairs(seed, n, images, "stage1/t2i")],
         "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft_direct,
-                   grounding_rows(seed, n, images, next((r.get("chat_eot") for r in sft_direct), None))],
+                   grounding_rows(captioned, images, next((r.get("chat_eot") for r in sft_direct), None))],
         "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_mmu, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}

@@ -70,11 +70,12 @@ def run_slice(model: str | Path, output_dir: str | Path, tasks: Sequence[str] = 
     import pandas as pd
 
     from mmada_bench.data.loading import WORLD_DIR
+    from mmada_bench.results.leaderboard import items_path
 
     scores = evaluate(model, WORLD_DIR, output_dir, tasks=tasks, limit=limit, batch_size=8)
     record = {"tasks": list(tasks), "limit": limit, "data": "bundled world split", "scores": {}, "outputs": {}}
     for task, score in scores.items():
-        items = pd.read_parquet(Path(output_dir) / "items" / score["run_id"] / f"{task}.parquet")  # write_items
+        items = pd.read_parquet(items_path(output_dir, score["run_id"], task))
         record["scores"][task] = {k: score[k] for k in ("metric", "value", "n", "n_errors")}
         record["outputs"][task] = {str(i): o for i, o in zip(items["item_id"], items["output"])}
     return record

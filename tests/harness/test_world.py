@@ -394,7 +394,7 @@ def test_grounding_rows_name_what_the_oracle_sees_in_each_cell(tmp_path):
 
     images = ImageStore(tmp_path)
     captioned = stage1_mmu(0, 12, images)
-    rows = grounding_rows(0, 12, images, chat_eot="<eot_id>")
+    rows = grounding_rows(captioned, images, chat_eot="<eot_id>")
     assert [r["image"] for r in rows] == [r["image"] for r in captioned]
     for row in rows:
         seen = {d.cell: f"{d.colour} {d.shape}" for d in detect(Image.open(row["image"]).convert("RGB"))}

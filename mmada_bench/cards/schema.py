@@ -91,6 +91,7 @@ class VariantSpec:
     template: Optional[str] = None  # overrides prompt.template (e.g. another framework's instruction)
     replace: dict[str, str] = field(default_factory=dict)  # literal replacements in the rendered item prompt
     primary_metric: Optional[str] = None  # overrides the card's primary metric ("metric/filter")
+    answer_after: Optional[str] = None  # filters read the text after the last occurrence (e.g. "</think>")
 
 
 @dataclass

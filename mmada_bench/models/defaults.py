@@ -5,6 +5,7 @@ A demo checkpoint says how it is run and how its results are labelled::
     {"label": "SHAPES-WORLD MODEL: ...",          printed beside every result; marks them as not a benchmark result
      "presets": {"text": "ci", "image": "t2i-ci"}, the sampler preset per output kind when --preset is not given
      "task_presets": {"gsm8k": "world-gsm8k"},     ... per task (wins over "presets")
+     "task_variants": {"pope": "mmada-app-think"}, the card variant per task when --variant is not given
      "num_fewshot": {"gsm8k": 0}}                  shots per task when --num-fewshot is not given
 
 Command-line flags always win. A folder without the file has no defaults; a malformed file is an error.
@@ -26,6 +27,7 @@ class CheckpointDefaults:
     label: str = ""
     presets: dict = field(default_factory=dict)
     task_presets: dict = field(default_factory=dict)
+    task_variants: dict = field(default_factory=dict)
     num_fewshot: dict = field(default_factory=dict)
 
     def preset_for(self, task: str, kind: str) -> Optional[str]:

@@ -103,13 +103,13 @@ def plan_task(card: TaskCard, settings: RunSettings, defaults: CheckpointDefault
               family: Optional[str] = None) -> TaskPlan:
     """Load the task's items and build every prompt; malformed rows become planned errors.
 
-    Without ``--variant`` the variant is the card's default for the model ``family`` (``family_variants``);
-    without ``--num-fewshot`` / ``--preset`` the checkpoint's ``defaults`` apply, then the card's."""
+    Without ``--variant`` / ``--num-fewshot`` / ``--preset`` the checkpoint's ``defaults`` apply, then the card's
+    (the variant: the card's default for the model ``family``, ``family_variants``)."""
     shots = settings.num_fewshot if settings.num_fewshot is not None else defaults.num_fewshot.get(card.name)
     if shots is not None and shots != card.prompt.fewshot.n:
         card = dataclasses.replace(card, prompt=dataclasses.replace(
             card.prompt, fewshot=dataclasses.replace(card.prompt.fewshot, n=int(shots))))
-    variant_name = settings.variant or card.default_variant_for(family)
+    variant_name = settings.variant or defaults.task_variants.get(card.name) or card.default_variant_for(family)
     variant = card.variant(variant_name)
     preset = resolve_preset(card, variant, settings, defaults)
     overrides = prompt_overrides(card, variant, settings)

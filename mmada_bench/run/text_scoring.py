@@ -26,12 +26,14 @@ SCORING_FAILED = "scoring failed"  # prefix of the error of an item a filter or 
 
 
 def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Optional[str],
-                 primary: Optional[tuple[str, str]] = None) -> dict:
-    """Cut at stops, run every filter chain and metric; errors and empty outputs score 0."""
+                 primary: Optional[tuple[str, str]] = None, answer_after: Optional[str] = None) -> dict:
+    """Cut at stops, run every filter chain (on the text after the last ``answer_after`` when given) and
+    metric; errors and empty outputs score 0."""
     output = truncate_at_stops(raw or "", stop)
     if error is None and not output.strip():
         error = (f"{EMPTY_GENERATION}: the model returned no text before a stop string (check the preset's "
                  "gen_length and the stops)")
+    answer_text = output.split(answer_after)[-1].lstrip() if answer_after else output
     extracted, scores = {}, {}
     for metric in card.metrics:
         key = f"{metric.name}/{metric.filter}"
@@ -40,7 +42,7 @@ def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Op
             continue
         try:
             chain = card.filters.get(metric.filter, [])
-            answer = extracted.setdefault(metric.filter, apply_chain(chain, output, doc))
+            answer = extracted.setdefault(metric.filter, apply_chain(chain, answer_text, doc))
             scores[key] = float(METRICS.get(metric.name)(answer, str(doc.get(metric.gold, "")), doc))
         except Exception as exc:  # noqa: BLE001 - one item's scoring failure must not stop the run
             error = f"{SCORING_FAILED} ({metric.name}): {type(exc).__name__}: {exc}"
@@ -68,7 +70,7 @@ def generation_error(record: dict) -> Optional[str]:
 def score_records(plan: TaskPlan, records: list[dict]) -> list[dict]:
     """Every record of ``plan`` (in plan order) scored from its stored raw output."""
     return [{**r, **score_output(plan.card, r.get("raw_output", ""), plan.stop, p.item.doc, generation_error(r),
-                                 plan.primary)}
+                                 plan.primary, plan.variant.answer_after)}
             for p, r in zip(plan.items, records)]
 
 

@@ -94,6 +94,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     # --- the shapes-world model (its harness_defaults.json picks these) -------------------------
     Preset("world-text", _T(gen_length=160, steps=160, block_length=32, cache="dual"),
            "shapes-world model: one token per step, block 32, dual cache (answers fit in 160 tokens)", label="world"),
+    Preset("world-mmu-think", _T(gen_length=64, steps=64, block_length=8),
+           "shapes-world model, thinking mode: one token per step, block 8 (trace + answer fit in 64 tokens)",
+           label="world"),
     # --- cheap CI settings: never for reported numbers -----------------------------------------
     Preset("ci", _T(gen_length=16, steps=8, block_length=8), "CI smoke settings (not a paper protocol)", label="ci"),
     Preset("ci-mmu", _T(gen_length=4, steps=2, block_length=2), "CI smoke settings (not a paper protocol)", label="ci"),

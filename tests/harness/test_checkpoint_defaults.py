@@ -20,7 +20,7 @@ def labelled_checkpoint(tmp_path):
     shutil.copytree(SMOKE_MODEL_DIR, folder)
     (folder / "SMOKE_MODEL.md").unlink()
     defaults = {"label": "DEMO MODEL: a test label", "presets": {"text": "ci-mmu"},
-                "task_presets": {"gsm8k": "ci"}, "num_fewshot": {"gsm8k": 1}}
+                "task_presets": {"gsm8k": "ci"}, "task_variants": {"gsm8k": "mmada-chat"}, "num_fewshot": {"gsm8k": 1}}
     (folder / DEFAULTS_FILE).write_text(json.dumps(defaults))
     return folder
 
@@ -36,6 +36,17 @@ def test_defaults_pick_presets_and_shots_and_flags_win(labelled_checkpoint, data
     assert plan.preset.name == "gsm8k-paper" and plan.items[0].prompt.count("Question:") == 1
     math = plan_task(get_task("math500"), RunSettings(tasks=["math500"], data_dir=str(data_dir), limit=1), defaults)
     assert math.preset.name == defaults.presets["text"]  # no task entry: the output kind's preset
+
+
+def test_defaults_pick_the_variant_and_the_flag_wins(labelled_checkpoint, data_dir):
+    defaults = read_defaults(labelled_checkpoint)
+    card = get_task("gsm8k")
+    chosen = defaults.task_variants["gsm8k"]
+    other = next(name for name in card.variants if name != chosen)
+    settings = RunSettings(tasks=["gsm8k"], data_dir=str(data_dir), limit=1)
+    assert plan_task(card, settings, defaults, family="llada").variant_name == chosen  # over the family default
+    flagged = RunSettings(tasks=["gsm8k"], data_dir=str(data_dir), limit=1, variant=other)
+    assert plan_task(card, flagged, defaults, family="llada").variant_name == other
 
 
 def test_a_malformed_defaults_file_is_one_clear_error(tmp_path):

@@ -119,3 +119,23 @@ def test_show_marks_baselines_scored_with_the_same_variant(tmp_path, data_dir, c
         tag = f"[{variant} = this run]" if same else f"[{variant}]"
         assert any(f" {b['model']} " in line and tag in line for line in text.splitlines()), (b["model"], tag)
     assert any("[mmada-chat]" in line for line in text.splitlines())
+
+
+@pytest.mark.parametrize("task", ["pope", "mme"])
+def test_thinking_variant_is_the_app_layout_and_scores_the_answer_after_think(task):
+    """app.py thinking mode for understanding: the <think> instruction + "\\n" + the question, chat template with the
+    <|eot_id|> token, 512 / 256 / 128; filters read the text after the last </think>."""
+    from mmada_bench.run.text_scoring import score_output
+    from mmada_ref.text_tokenizer import THINK_SYSTEM_PROMPT
+
+    card = get_task(task)
+    think = card.variant("mmada-app-think")
+    assert think.prefix == THINK_SYSTEM_PROMPT + "\n" and think.chat and think.chat_eot is None
+    settings = get_preset(think.preset).settings
+    assert (settings.gen_length, settings.steps, settings.block_length) == (512, 256, 128)
+    output = "<think> top left: red circle no, top right: empty no </think> Yes"
+    scored = score_output(card, output, [], {"answer": "yes"}, None, card.primary("mmada-app-think"),
+                          think.answer_after)
+    assert scored["extracted"]["vlmevalkit_mmada"] == "yes" and scored["output"] == output
+    unread = score_output(card, output, [], {"answer": "yes"}, None, card.primary("mmada-app-think"))
+    assert unread["extracted"]["vlmevalkit_mmada"] != "yes"  # the trace's "no" would decide without the cut

@@ -1,6 +1,7 @@
 """The world's text: object phrases, captions, question templates and text-to-image prompts."""
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -117,6 +118,51 @@ def mme_color(shape: str, colour: str) -> str:
 
 def mme_position(colour: str, shape: str, cell: str) -> str:
     return f"Is the {colour} {shape} in the {cell} of the image?{YES_NO_SUFFIX}"
+
+
+def _form(template, **fields) -> re.Pattern:
+    """A question template as a regex: each field's placeholder becomes a named group."""
+    text = re.escape(template(**{k: f"@{k}@" for k in fields}).removesuffix(YES_NO_SUFFIX))
+    for name, group in fields.items():
+        text = text.replace(f"@{name}@", f"(?P<{name}>{group})")
+    return re.compile(text)
+
+
+_WORD, _CELL = r"\w+", r"\w+ \w+"
+_OBJECT_FORMS = (_form(pope_question, colour=_WORD, shape=_WORD), _form(mme_existence, colour=_WORD, shape=_WORD),
+                 _form(mme_color, shape=_WORD, colour=_WORD))
+_POSITION_FORM = _form(mme_position, colour=_WORD, shape=_WORD, cell=_CELL)
+_COUNT_FORM = _form(mme_count, n=_WORD)
+_COUNTS = {**{w: n for n, w in NUMBER_WORDS.items()}, **{str(n): n for n in NUMBER_WORDS}}
+
+
+def yes_no_trace(question: str, scene: Scene) -> tuple[str, bool]:
+    """The reasoning of a yes / no question about ``scene`` and its answer (True = yes).
+
+    The question's object (and cell) is copied first, then each cell in reading order with its content and a
+    verdict: ``looking for a red square. top left: red triangle no, ..., bottom left: red square yes, ...``;
+    counting questions keep a running count (``counting to 2. top left: red square 1, top right: empty 1, ...``).
+    Every verdict compares two phrases that stand side by side, so the answer never needs the question and the
+    image matched in one step (the tiny model learns neither that nor matching against a plain listing).
+    Raises ValueError on a question of none of the world's yes / no forms."""
+    by_cell = {o.cell: f"{o.colour} {o.shape}" for o in scene.objects}
+    contents = [(cell, by_cell.get(cell, "empty")) for cell in CELLS]
+    count = _COUNT_FORM.match(question)
+    if count:
+        target, seen, parts = _COUNTS[count["n"]], 0, []
+        for cell, content in contents:
+            seen += cell in by_cell
+            parts.append(f"{cell}: {content} {seen}")
+        return f"counting to {target}. " + ", ".join(parts) + ".", seen == target
+    at = _POSITION_FORM.match(question)
+    match = at or next((m for m in (form.match(question) for form in _OBJECT_FORMS) if m), None)
+    if match is None:
+        raise ValueError(f"not a yes / no question of the shapes world: {question!r}")
+    wanted = f"{match['colour']} {match['shape']}"
+    hits = [content == wanted and (not at or cell == at["cell"]) for cell, content in contents]
+    head = f"looking for a {wanted}" + (f" in the {at['cell']}" if at else "") + ". "
+    verdicts = ", ".join(f"{cell}: {content} {'yes' if hit else 'no'}" for (cell, content), hit in zip(contents, hits))
+    return head + verdicts + ".", any(hits)
 
 
 # ------------------------------------------------------------------ text-to-image prompts

@@ -36,6 +36,7 @@ from .objective import (
     condition_dropout,
     mask_image,
     mask_text,
+    structural_weights,
 )
 from .stages import DataSection, ObjectiveSection
 
@@ -236,6 +237,7 @@ class UnifiedBatchBuilder:
             noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
             batch.lm_ids, batch.lm_labels, batch.lm_p_mask = noise.noisy, labels, noise.p_mask
             batch.lm_answer_lengths = noise.answer_lengths
+            batch.lm_loss_weights = self._weights(labels)
         mmu_rows = self.mixture.sample("mmu", int(bs.get("mmu", 0)))
         if mmu_rows:
             images = torch.tensor([self.image_codes(r) for r in mmu_rows]) + tok.image_offset
@@ -244,7 +246,11 @@ class UnifiedBatchBuilder:
             noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
             batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask
             batch.mmu_answer_lengths = noise.answer_lengths
+            batch.mmu_loss_weights = self._weights(labels)
         return batch
+
+    def _weights(self, labels: torch.Tensor) -> Optional[torch.Tensor]:
+        return structural_weights(labels, (self.tokens.eos, self.tokens.eot_id), self.objective.structural_weight)
 
     def state_dict(self) -> dict:
         return {"mixture": self.mixture.state_dict(), "generator": self.generator.get_state().tolist()}

@@ -60,6 +60,16 @@ def mask_text(input_ids: torch.Tensor, mask_id: int, eps: float = TEXT_EPS, prom
     return TextNoise(noisy=noisy, p_mask=p.contiguous(), answer_lengths=answer_lengths)
 
 
+def structural_weights(labels: torch.Tensor, structural_ids: tuple[int, ...], weight: float) -> Optional[torch.Tensor]:
+    """Per-target text-loss weights: ``weight`` where the label is one of ``structural_ids`` (EOS padding,
+    end of turn), 1 elsewhere; ``None`` when ``weight`` is 1 (the official objective, unchanged)."""
+    if weight == 1.0:
+        return None
+    structural = torch.isin(labels, torch.tensor(structural_ids, device=labels.device))
+    return torch.where(structural, torch.full(labels.shape, float(weight), device=labels.device),
+                       torch.ones(labels.shape, device=labels.device))
+
+
 def cosine_mask_prob(t: torch.Tensor) -> torch.Tensor:
     """MaskGIT cosine schedule ``cos(pi t / 2)``."""
     return torch.cos(t * math.pi * 0.5)
@@ -123,6 +133,8 @@ class UnifiedBatch:
     mmu_labels: Optional[torch.Tensor] = None
     mmu_p_mask: Optional[torch.Tensor] = None
     mmu_answer_lengths: Optional[torch.Tensor] = None
+    lm_loss_weights: Optional[torch.Tensor] = None   # [B, L] per-target weights (None = all 1, the official loss)
+    mmu_loss_weights: Optional[torch.Tensor] = None
     extras: dict = field(default_factory=dict)
 
     def to(self, device) -> "UnifiedBatch":
@@ -155,12 +167,15 @@ def _group_logits(model, batch: UnifiedBatch, pad_id: int = 0) -> dict[str, torc
     return {name: part[:, : ids.shape[1]] for (name, ids, _), part in zip(groups, parts)}
 
 
-def _text_loss(logits, noisy, labels, p_mask, answer_lengths, mask_id) -> torch.Tensor:
-    """Sum over masked positions of CE / p (/ answer length), normalised as in the official code."""
+def _text_loss(logits, noisy, labels, p_mask, answer_lengths, mask_id, weights=None) -> torch.Tensor:
+    """Sum over masked positions of CE / p (/ answer length), normalised as in the official code; ``weights``
+    ``[B, L]`` scale each target's term (see :func:`structural_weights`)."""
     B, L = noisy.shape
     masked = noisy == mask_id
     ce = F.cross_entropy(logits[masked].float(), labels[masked], ignore_index=IGNORE_INDEX, reduction="none")
     ce = ce / p_mask[masked]
+    if weights is not None:
+        ce = ce * weights[masked]
     if answer_lengths is None:
         return ce.sum() / (B * L)
     return (ce / answer_lengths[masked]).sum() / B
@@ -178,10 +193,10 @@ def unified_losses(model, batch: UnifiedBatch, mask_id: int) -> dict[str, torch.
         out["loss_t2i"] = F.cross_entropy(lg.reshape(-1, lg.shape[-1]).float(), lab.reshape(-1), ignore_index=IGNORE_INDEX)
     if "lm" in logits:
         out["loss_lm"] = _text_loss(logits["lm"], batch.lm_ids, batch.lm_labels, batch.lm_p_mask,
-                                    batch.lm_answer_lengths, mask_id)
+                                    batch.lm_answer_lengths, mask_id, batch.lm_loss_weights)
     if "mmu" in logits:
         out["loss_mmu"] = _text_loss(logits["mmu"], batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask,
-                                     batch.mmu_answer_lengths, mask_id)
+                                     batch.mmu_answer_lengths, mask_id, batch.mmu_loss_weights)
     return out
 
 

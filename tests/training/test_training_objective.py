@@ -142,3 +142,43 @@ def test_groups_of_different_lengths_equal_separate_forwards():
     for key, value in alone.items():
         assert float(value) > 0
         assert abs(float(together[key]) - float(value)) <= 1e-5, key
+
+
+def test_structural_weight_scales_only_eos_and_end_of_turn_targets():
+    """objective.structural_weight: the terms whose target is EOS / <|eot_id|> are scaled, the others kept."""
+    from mmada_ref.training.objective import (
+        UnifiedBatch,
+        structural_weights,
+        unified_losses,
+    )
+
+    torch.manual_seed(0)
+    labels = torch.tensor([[5, 6, 9, 9, 9], [7, 8, 4, 9, 9]])
+    eos, eot = 9, 4
+    assert structural_weights(labels, (eos, eot), 1.0) is None  # the official objective: no weights at all
+    weights = structural_weights(labels, (eos, eot), 0.25)
+    assert torch.equal(weights == 0.25, (labels == eos) | (labels == eot))
+    assert torch.all(weights[(labels != eos) & (labels != eot)] == 1.0)
+
+    class Fixed(torch.nn.Module):  # logits that do not depend on the input: the loss is a plain weighted CE
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, ids, attention_mask=None):
+            return type("Out", (), {"logits": self.logits})()
+
+    logits = torch.randn(2, 5, 12)
+    mask_id = 11
+    noisy = torch.tensor([[11, 6, 11, 11, 9], [11, 11, 11, 11, 9]])
+    p = torch.full((2, 5), 0.5)
+    lengths = torch.full((2, 5), 5)
+    plain = unified_losses(Fixed(logits), UnifiedBatch(lm_ids=noisy, lm_labels=labels, lm_p_mask=p,
+                                                       lm_answer_lengths=lengths), mask_id)["loss_lm"]
+    weighted = unified_losses(Fixed(logits), UnifiedBatch(lm_ids=noisy, lm_labels=labels, lm_p_mask=p,
+                                                          lm_answer_lengths=lengths, lm_loss_weights=weights),
+                              mask_id)["loss_lm"]
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 12), labels.reshape(-1), reduction="none").view(2, 5)
+    masked = noisy == mask_id
+    expected = (ce * weights / p / lengths)[masked].sum() / 2
+    assert torch.isclose(weighted, expected) and not torch.isclose(weighted, plain)

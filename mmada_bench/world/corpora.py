@@ -9,9 +9,11 @@
   (GSM8K chat rows ``{"prompt", "reasoning", "answer"}`` + MATH500 Minerva rows ``{"text"}``, ``n / 2`` each),
   ``mmu_cot.jsonl`` (POPE / MME yes-no and Flickr30k caption rows of ``n / 8`` images each, a quarter of the
   yes-no questions with the thinking prompt and the objects seen), ``t2i.jsonl``, ``mmu_direct.jsonl`` (the
-  yes-no rows without thinking), ``mmu_cells.jsonl`` (grounding: what is in each cell, :func:`grounding_rows`);
+  yes-no rows without thinking), ``mmu_cells.jsonl`` (grounding: what is in each cell, :func:`grounding_rows`),
+  ``mmu_think.jsonl`` (POPE / MME yes-no rows of ``n / 4`` images each in the thinking variant the world model
+  answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.think_rows`);
 * ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
-  chat, POPE / MME yes-no) with gold answers for the correctness reward (:func:`.sft.grpo_prompts`),
+  chat, POPE / MME yes-no in the thinking variant) with gold answers for the correctness reward (:func:`.sft.grpo_prompts`),
   ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
 * ``images/<stream>/<i>.png`` (rows name them by absolute path; with ``magvit`` also ``image_codes``);
 * ``stage{1,2,3}.yaml``: stage configs listing these sources (model paths are placeholders).
@@ -141,7 +143,7 @@ def stage3_t2i(seed: int, n: int) -> list[dict]:
 STAGE_FILES = {
     "stage1": [("text.jsonl", "text"), ("mmu.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
     "stage2": [("text_cot.jsonl", "text"), ("mmu_cot.jsonl", "mmu"), ("t2i.jsonl", "t2i"),
-               ("mmu_direct.jsonl", "mmu"), ("mmu_cells.jsonl", "mmu")],
+               ("mmu_direct.jsonl", "mmu"), ("mmu_cells.jsonl", "mmu"), ("mmu_think.jsonl", "mmu")],
     "stage3": [("text_prompts.jsonl", "text"), ("mmu_prompts.jsonl", "mmu"), ("t2i_prompts.jsonl", "t2i")],
 }
 
@@ -170,14 +172,17 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
     out = Path(out)
     images = ImageStore(out / "images")
     sft_text = sft.text_rows(seed, max(1, n // 2))
-    sft_mmu = sft.mmu_rows(seed, max(1, n // 8), sft.png_codes(magvit) if magvit else sft.png_files(out / "images"))
+    image_fields = sft.png_codes(magvit) if magvit else sft.png_files(out / "images")
+    sft_mmu = sft.mmu_rows(seed, max(1, n // 8), image_fields)
     sft_direct = sft.direct(sft_mmu)
+    sft_think = sft.think_rows(seed, max(1, n // 4), image_fields)
     captioned = stage1_mmu(seed, n, images)
     files = {
         "stage1": [stage1_text(seed, n), captioned, t2i_pairs(seed, n, images, "stage1/t2i")],
         "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft_direct,
-                   grounding_rows(captioned, images, next((r.get("chat_eot") for r in sft_direct), None))],
-        "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_mmu, "mmu"), stage3_t2i(seed, n)],
+                   grounding_rows(captioned, images, next((r.get("chat_eot") for r in sft_direct), None)),
+                   sft_think],
+        "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_think, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}
     for stage, tables in files.items():

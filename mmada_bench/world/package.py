@@ -2,7 +2,7 @@
 
 The folder holds ``config.json`` + ``model.safetensors`` (bfloat16, to stay small), the tokenizer files,
 ``magvitv2/``, ``clip/`` (the tiny world CLIP, when built), ``harness_defaults.json`` (the label every output
-carries, the world presets and 0-shot text tasks) and ``README.md`` (the model card: data, stages, seeds,
+carries, the world presets, the thinking variant of POPE / MME and 0-shot text tasks) and ``README.md`` (the model card: data, stages, seeds,
 sizes, timings; the scores are appended by ``world evaluate``).
 """
 from __future__ import annotations
@@ -18,11 +18,16 @@ from mmada_bench.models.defaults import DEFAULTS_FILE
 from mmada_ref import MMaDAModelLM
 
 from .init_model import TOKENIZER_FILES
+from .sft import THINK_VARIANT
+from .stage_configs import THINK_PRESET
 
 WORLD_LABEL = "SHAPES-WORLD MODEL: trained on the synthetic shapes world, not a benchmark result"
 WORLD_DEFAULTS = {
     "label": WORLD_LABEL,
-    "task_presets": {"gsm8k": "world-text", "math500": "world-text"},
+    "task_presets": {"gsm8k": "world-text", "math500": "world-text", "pope": THINK_PRESET, "mme": THINK_PRESET},
+    # the image yes / no questions are answered in app.py's thinking mode (a verdict per cell, then the answer):
+    # the tiny model does not learn the 2-token direct answer (mmada_bench/world/README.md)
+    "task_variants": {"pope": THINK_VARIANT, "mme": THINK_VARIANT},
     "num_fewshot": {"gsm8k": 0, "math500": 0},  # trained 0-shot: 5 shots would make each prompt ~550 tokens
 }
 WEIGHTS_DTYPE = torch.bfloat16

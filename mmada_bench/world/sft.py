@@ -23,17 +23,19 @@ from .tasks import flickr30k_rows, gsm8k_rows, math500_rows, mme_rows, pope_rows
 
 MODEL_FAMILY = "mmada"
 THINK_SHARE = 0.25  # image questions asked with the thinking system prompt (objects seen, then the answer)
+THINK_VARIANT = "mmada-app-think"  # the POPE / MME variant the world model answers in (app.py's thinking mode)
 
 
 @functools.lru_cache(maxsize=None)
-def _card_and_variant(task: str):
+def _card_and_variant(task: str, variant: Optional[str] = None):
     card = get_task(task)
-    return card, card.variant(card.default_variant_for(MODEL_FAMILY))
+    return card, card.variant(variant or card.default_variant_for(MODEL_FAMILY))
 
 
-def harness_turn(task: str, doc: dict) -> tuple[str, Optional[str], bool]:
-    """(prompt text or user turn, end-of-turn string, chat?) of a 0-shot item as the harness asks it."""
-    card, variant = _card_and_variant(task)
+def harness_turn(task: str, doc: dict, variant: Optional[str] = None) -> tuple[str, Optional[str], bool]:
+    """(prompt text or user turn, end-of-turn string, chat?) of a 0-shot item as the harness asks it (the card's
+    default variant for MMaDA, or ``variant``)."""
+    card, variant = _card_and_variant(task, variant)
     prompt, messages = build_prompt(card, variant, doc, [])
     if messages is None:
         return prompt, None, False
@@ -89,6 +91,24 @@ def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     return rows
 
 
+def think_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
+    """POPE / MME yes-no rows (``n`` images each) in the :data:`THINK_VARIANT` layout, reasoning =
+    :func:`~.language.yes_no_trace` (the question's object, then each cell with its verdict)."""
+    rows = []
+    for task, build in (("pope", pope_rows), ("mme", mme_rows)):
+        docs, scenes = build(seed, n, TRAIN_SPLIT)
+        scene_of = {m["image"]: Scene.from_dict(m) for m in scenes}
+        firsts = _first_per_image(docs)
+        fields = dict(zip((d["image"]["path"] for d in firsts), image_fields([d["image"]["bytes"] for d in firsts],
+                                                                             f"stage2_think_{task}")))
+        for doc in docs:
+            turn, eot, _ = harness_turn(task, {**doc, "image": None}, THINK_VARIANT)
+            reasoning, _ = L.yes_no_trace(doc["question"], scene_of[doc["image"]["path"]])
+            rows.append({**fields[doc["image"]["path"]], "question": turn, "reasoning": reasoning,
+                         "answer": doc["answer"].capitalize(), **({"chat_eot": eot} if eot else {})})
+    return rows
+
+
 def _first_per_image(docs: list[dict]) -> list[dict]:
     seen, first = set(), []
     for doc in docs:
@@ -140,14 +160,14 @@ def png_files(root) -> ImageFields:
 
 def grpo_prompts(sft_rows: list[dict], kind: str) -> list[dict]:
     """Stage-3 prompt rows from stage-2 rows: the same harness-layout prompts with the gold answer only
-    (``text``: GSM8K chat rows, answer = the number; ``mmu``: the direct yes/no questions)."""
+    (``text``: GSM8K chat rows, answer = the number; ``mmu``: the yes/no questions, reasoning dropped)."""
     out = []
     for row in sft_rows:
         if kind == "text" and row.get("prompt") is not None:
             out.append({"prompt": row["prompt"], "answer": row["answer"].removeprefix("#### ").strip(),
                         **({"chat_eot": row["chat_eot"]} if row.get("chat_eot") else {})})
-        elif kind == "mmu" and not row.get("reasoning") and row["answer"] in ("Yes", "No"):
-            out.append(dict(row))
+        elif kind == "mmu" and row["answer"] in ("Yes", "No"):
+            out.append({k: v for k, v in row.items() if k != "reasoning"})
     return out
 
 

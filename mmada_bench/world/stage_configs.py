@@ -7,6 +7,8 @@ from typing import Optional
 
 import yaml
 
+from mmada_ref.sampling.presets import get_preset
+
 DEFAULT_NUM_VQ_TOKENS = 64  # 8 x 8 codes of the default world MAGVIT (train_magvit --levels 3)
 MODEL_PLACEHOLDER = "runs/world/init"  # a tiny MMaDA checkpoint folder in the official layout
 
@@ -20,6 +22,16 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
     return side * side
 
 
+#: text-loss weight of EOS / end-of-turn targets in ``stage2_mmu`` (the official 1.0 keeps a tiny model from
+#: learning answers that depend on the prompt; measured in mmada_bench/world/README.md)
+STAGE2_MMU_STRUCTURAL_WEIGHT = 0.1
+#: the sampler preset the world model's POPE / MME thinking prompts run with (harness and stage-3 rollouts)
+THINK_PRESET = "world-mmu-think"
+
+
+def _think_sampler() -> dict:
+    settings = get_preset(THINK_PRESET).settings
+    return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
 #: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
 DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 500, "stage3": 40}
 
@@ -29,9 +41,9 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
 
     Stage 1 learns the plain formats (captions, plain GSM8K / MATH text, image captioning, t2i); stage 2 the
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
-    ``stage2_mmu`` continues stage 2 on the grounding rows (what is in each cell) and the direct image
-    questions (short rows, large batches: with captions and yes / no answers alone the model never read its
-    images; the grounding rows make it read them); stage 3 is UniGRPO on the POPE / MME yes-no
+    ``stage2_mmu`` continues stage 2 on the grounding rows (what is in each cell; with captions and yes / no
+    answers alone the model never read its images), the direct image questions and the thinking-variant
+    yes / no rows (verdict per cell), with EOS / end-of-turn targets down-weighted; stage 3 is UniGRPO on the POPE / MME yes-no
     prompts with the harness's 2-token sampler and the correctness reward."""
     from .corpora import STAGE_FILES
 
@@ -67,24 +79,26 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                    "train": train("stage2")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
                        "model": {**model, "path": "runs/world/stage2/last"},
-                       "data": {"max_seq_length": 56, "lm_max_length": 288, "num_vq_tokens": n_vq,
+                       "data": {"max_seq_length": 152, "lm_max_length": 288, "num_vq_tokens": n_vq,
                                 "batch_size": {"t2i": 0, "lm": 2, "mmu": 32}, "lm_format": "chat",
                                 "think_format": False,
                                 "sources": [{"path": "stage2/mmu_cells.jsonl", "kind": "mmu", "weight": 1.0},
-                                            {"path": "stage2/mmu_direct.jsonl", "kind": "mmu", "weight": 1.0},
+                                            {"path": "stage2/mmu_direct.jsonl", "kind": "mmu", "weight": 0.5},
+                                            {"path": "stage2/mmu_think.jsonl", "kind": "mmu", "weight": 2.0},
                                             {"path": "stage2/text_cot.jsonl", "kind": "text", "weight": 1.0}]},
-                       "objective": {"coefficients": {"t2i": 0.0, "lm": 0.5, "mmu": 1.0}},
+                       "objective": {"coefficients": {"t2i": 0.0, "lm": 0.5, "mmu": 1.0},
+                                     "structural_weight": STAGE2_MMU_STRUCTURAL_WEIGHT},
                        "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2_mmu"] // 10),
                                  "min_lr_scale": 0.05, "weight_decay": 0.0},
                        "train": train("stage2_mmu")},
         "stage3": {"name": "world-stage3", "kind": "grpo", "model": {**model, "path": "runs/world/stage2_mmu/last"},
-                   "data": {"max_seq_length": 136, "num_vq_tokens": n_vq, "think_format": False,
+                   "data": {"max_seq_length": 152, "num_vq_tokens": n_vq, "think_format": False,
                             "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
                    "optim": {"lr": 2.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},
                    "train": train("stage3", log_every=max(1, min(5, steps["stage3"]))),
-                   "grpo": {"prompts_per_step": 8, "group_size": 8, "beta": 0.01,
-                            "sampler": {"gen_length": 2, "steps": 2, "block_length": 2, "temperature": 1.0},
-                            "rewards": [{"name": "correctness", "weight": 1.0}]}},
+                   "grpo": {"prompts_per_step": 4, "group_size": 8, "beta": 0.01,
+                            "sampler": {**_think_sampler(), "temperature": 1.0},
+                            "rewards": [{"name": "correctness", "weight": 1.0}, {"name": "format", "weight": 0.25}]}},
     }
 
 

@@ -41,7 +41,7 @@ from mmada_bench.world.scene import (
     draw,
     sample_scene,
 )
-from mmada_bench.world.seeds import EVAL_SPLIT, TRAIN_SPLIT, item_rng
+from mmada_bench.world.seeds import DEFAULT_EVAL_SEED, EVAL_SPLIT, TRAIN_SPLIT, item_rng
 from mmada_bench.world.tasks import (
     MME_CATEGORIES,
     POPE_CATEGORIES,
@@ -49,6 +49,7 @@ from mmada_bench.world.tasks import (
     flickr30k_rows,
     gsm8k_rows,
     math500_rows,
+    mme_rows,
     pope_rows,
     write_tasks,
 )
@@ -434,6 +435,38 @@ def test_training_prompts_are_the_prompts_the_harness_evaluates_with(task, task_
         turn, eot, chat = harness_turn(task, planned.item.doc)
         assert turn == (planned.messages[-1]["content"] if planned.messages else planned.prompt)
         assert chat == (planned.messages is not None) and eot == plan.variant.chat_eot
+
+
+@pytest.mark.parametrize("task", ["pope", "mme"])
+def test_thinking_rows_are_the_prompts_the_world_model_is_evaluated_with(task, task_dir):
+    """The packaged defaults run POPE / MME in the thinking variant; the training rows use exactly its user turn."""
+    from mmada_bench.cards.discovery import get_task
+    from mmada_bench.models.defaults import CheckpointDefaults
+    from mmada_bench.run.planning import plan_task
+    from mmada_bench.run.types import RunSettings
+    from mmada_bench.world.package import WORLD_DEFAULTS
+    from mmada_bench.world.sft import THINK_VARIANT, harness_turn
+
+    defaults = CheckpointDefaults(**{k: v for k, v in WORLD_DEFAULTS.items() if k != "label"})
+    plan = plan_task(get_task(task), RunSettings(tasks=[task], data_dir=str(task_dir), limit=3), defaults,
+                     family="mmada")
+    assert plan.variant_name == THINK_VARIANT and plan.preset.name == WORLD_DEFAULTS["task_presets"][task]
+    for planned in plan.items:
+        turn, eot, chat = harness_turn(task, planned.item.doc, THINK_VARIANT)
+        assert chat and turn == planned.messages[-1]["content"] and eot == plan.variant.chat_eot
+
+
+@pytest.mark.parametrize("build", [pope_rows, mme_rows])
+def test_yes_no_traces_reach_the_gold_answer(build):
+    """Every verdict trace ends where the item's gold answer is (the trace is derived from the scene)."""
+    docs, scenes = build(DEFAULT_EVAL_SEED, 40)
+    scene_of = {m["image"]: Scene.from_dict(m) for m in scenes}
+    for doc in docs:
+        trace, yes = L.yes_no_trace(doc["question"], scene_of[doc["image"]["path"]])
+        assert yes == (doc["answer"].lower() == "yes"), (doc["question"], trace)
+        assert trace.count(": ") == len(CELLS)
+    with pytest.raises(ValueError, match="not a yes / no question"):
+        L.yes_no_trace("What colour is the sky?", Scene.from_dict(scenes[0]))
 
 
 TEST_VOCAB = 512

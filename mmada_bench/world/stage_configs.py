@@ -33,7 +33,7 @@ def _think_sampler() -> dict:
     settings = get_preset(THINK_PRESET).settings
     return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
 #: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 500, "stage3": 40}
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 500, "stage3": 30}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:

@@ -58,15 +58,9 @@ def require_java() -> str:
 
 def _scorers(names: tuple[str, ...]) -> dict:
     try:
-        from pycocoevalcap.bleu.bleu import (
-            Bleu,  # pycocoevalcap: loaded when captions are scored
-        )
-        from pycocoevalcap.cider.cider import (
-            Cider,  # pycocoevalcap: loaded when captions are scored
-        )
-        from pycocoevalcap.rouge.rouge import (
-            Rouge,  # pycocoevalcap: loaded when captions are scored
-        )
+        from pycocoevalcap.bleu.bleu import Bleu  # pycocoevalcap: loaded when captions are scored
+        from pycocoevalcap.cider.cider import Cider  # pycocoevalcap: loaded when captions are scored
+        from pycocoevalcap.rouge.rouge import Rouge  # pycocoevalcap: loaded when captions are scored
     except ImportError as error:  # pragma: no cover - dependency of the project
         raise CaptionMetricsUnavailable(f"caption metrics need `pip install pycocoevalcap==1.2` ({error})") from error
     factories = {"Bleu": lambda: Bleu(4), "ROUGE_L": Rouge, "CIDEr": Cider}
@@ -76,9 +70,7 @@ def _scorers(names: tuple[str, ...]) -> dict:
 def ptb_tokenize(captions: dict) -> dict:
     """PTB-tokenize ``{key: [caption, ...]}`` with pycocoevalcap's Stanford tokenizer (needs Java)."""
     require_java()
-    from pycocoevalcap.tokenizer.ptbtokenizer import (
-        PTBTokenizer,  # pycocoevalcap: loaded when captions are scored
-    )
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # pycocoevalcap: loaded when captions are scored
 
     wrapped = {key: [{"caption": text} for text in texts] for key, texts in captions.items()}
     try:
@@ -94,9 +86,7 @@ def ptb_tokenize(captions: dict) -> dict:
 
 def _meteor(gts: dict, res: dict) -> tuple[float, list[float]]:
     require_java()
-    from pycocoevalcap.meteor.meteor import (
-        Meteor,  # pycocoevalcap: loaded when captions are scored
-    )
+    from pycocoevalcap.meteor.meteor import Meteor  # pycocoevalcap: loaded when captions are scored
 
     try:
         meteor = Meteor()

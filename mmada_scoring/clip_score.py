@@ -56,9 +56,7 @@ def _cached_tag_files(pretrained_cfg: dict, cache_dir: str | None) -> list[Path]
         found.append(Path(pretrained_cfg["file"]))
     hf_hub = pretrained_cfg.get("hf_hub", "")
     if hf_hub:
-        from huggingface_hub import (
-            try_to_load_from_cache,  # huggingface_hub: loaded only to look in the offline cache
-        )
+        from huggingface_hub import try_to_load_from_cache  # huggingface_hub: loaded only to look in the offline cache
 
         repo_id, filename = os.path.split(hf_hub)  # "org/name/" -> ("org/name", ""): open_clip's default file
         names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]

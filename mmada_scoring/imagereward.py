@@ -129,9 +129,7 @@ def preprocess_image(image: Any, size: int) -> torch.Tensor:
 
 
 def _vision_config(values: dict):
-    from transformers import (
-        BlipVisionConfig,  # transformers is slow to import: loaded on use
-    )
+    from transformers import BlipVisionConfig  # transformers is slow to import: loaded on use
 
     if "hf_blip_vision_config" in values:
         return BlipVisionConfig(**values["hf_blip_vision_config"])
@@ -152,9 +150,7 @@ def _vision_config(values: dict):
 
 
 def _text_config(med: dict, vision_width: int):
-    from transformers import (
-        BlipTextConfig,  # transformers is slow to import: loaded on use
-    )
+    from transformers import BlipTextConfig  # transformers is slow to import: loaded on use
 
     keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
             "max_position_embeddings", "layer_norm_eps", "hidden_act", "pad_token_id")
@@ -177,10 +173,7 @@ class ImageRewardModel(nn.Module):
     """BLIP ViT + cross-attention BERT + linear head; ``forward`` returns the raw (unnormalised) reward."""
     def __init__(self, vision_config, text_config) -> None:
         super().__init__()
-        from transformers import (  # transformers is slow to import: loaded on use
-            BlipTextModel,
-            BlipVisionModel,
-        )
+        from transformers import BlipTextModel, BlipVisionModel  # transformers is slow to import: loaded on use
 
         self.vision = BlipVisionModel(vision_config)
         self.text = BlipTextModel(text_config, add_pooling_layer=False)
@@ -235,9 +228,7 @@ class ImageRewardModel(nn.Module):
 
 def load_tokenizer(tokenizer_dir: str | Path | None, vocab_size: int):
     """bert-base-uncased tokenizer from a local folder (or the offline HF cache) with [DEC]/[ENC] added."""
-    from transformers import (
-        BertTokenizer,  # transformers is slow to import: loaded on use
-    )
+    from transformers import BertTokenizer  # transformers is slow to import: loaded on use
 
     try:
         if tokenizer_dir is not None:

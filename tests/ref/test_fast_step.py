@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from mmada_ref import KVCache, MMaDAModelLM, modeling
+from mmada_ref import KVCache, MMaDAModelLM
+from mmada_ref import modeling
 from mmada_ref.config import tiny_config
 from mmada_ref.modeling import grouped_attention, prepare_attention_mask, rope_sin_cos
 from mmada_ref.sampling import TextSamplerSettings

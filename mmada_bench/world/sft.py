@@ -62,26 +62,30 @@ def text_rows(seed: int, n: int) -> list[dict]:
 ImageFields = Callable[[list[bytes], str], list[dict]]
 
 
+def _yes_no_items(seed: int, n: int, image_fields: ImageFields, stream: str):
+    """``(task, doc, scene, image row fields)`` of the POPE and MME items of ``n`` images each."""
+    for task, build in (("pope", pope_rows), ("mme", mme_rows)):
+        docs, scenes = build(seed, n, TRAIN_SPLIT)
+        scene_of = {m["image"]: Scene.from_dict(m) for m in scenes}
+        firsts = _first_per_image(docs)
+        fields = dict(zip((d["image"]["path"] for d in firsts),
+                          image_fields([d["image"]["bytes"] for d in firsts], f"{stream}_{task}")))
+        for doc in docs:
+            yield task, doc, scene_of[doc["image"]["path"]], fields[doc["image"]["path"]]
+
+
 def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     """POPE / MME yes-no rows and Flickr30k caption rows (``n`` images each), ``THINK_SHARE`` of the yes-no
     questions asked with the thinking system prompt; ``image_fields(pngs, stream)`` gives each image's row
     fields (``{"image_codes"}`` or ``{"image": path}``)."""
     rng = item_rng(seed, TRAIN_SPLIT, "sft/think", 0)
     rows = []
-    for task, build in (("pope", pope_rows), ("mme", mme_rows)):
-        docs, scenes = build(seed, n, TRAIN_SPLIT)
-        scene_of = {m["image"]: Scene.from_dict(m) for m in scenes}
-        firsts = _first_per_image(docs)
-        fields = dict(zip((d["image"]["path"] for d in firsts), image_fields([d["image"]["bytes"] for d in firsts],
-                                                                             f"stage2_{task}")))
-        for doc in docs:
-            name = doc["image"]["path"]
-            turn, eot, _ = harness_turn(task, {**doc, "image": None})
-            answer = doc["answer"].capitalize()
-            row = {**fields[name], "question": turn, "answer": answer, "chat_eot": eot}
-            if rng.random() < THINK_SHARE:
-                row.update(question=f"{THINK_SYSTEM_PROMPT}\n\n{turn}", reasoning=L.seen_objects(scene_of[name]))
-            rows.append({k: v for k, v in row.items() if v is not None})
+    for task, doc, scene, fields in _yes_no_items(seed, n, image_fields, "stage2"):
+        turn, eot, _ = harness_turn(task, {**doc, "image": None})
+        row = {**fields, "question": turn, "answer": doc["answer"].capitalize(), "chat_eot": eot}
+        if rng.random() < THINK_SHARE:
+            row.update(question=f"{THINK_SYSTEM_PROMPT}\n\n{turn}", reasoning=L.seen_objects(scene))
+        rows.append({k: v for k, v in row.items() if v is not None})
     docs, _ = flickr30k_rows(seed, n, TRAIN_SPLIT)
     for doc, image in zip(docs, image_fields([d["image"]["bytes"] for d in docs], "stage2_flickr30k")):
         turn, eot, _ = harness_turn("flickr30k", {**doc, "image": None})
@@ -95,17 +99,10 @@ def think_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     """POPE / MME yes-no rows (``n`` images each) in the :data:`THINK_VARIANT` layout, reasoning =
     :func:`~.language.yes_no_trace` (the question's object, then each cell with its verdict)."""
     rows = []
-    for task, build in (("pope", pope_rows), ("mme", mme_rows)):
-        docs, scenes = build(seed, n, TRAIN_SPLIT)
-        scene_of = {m["image"]: Scene.from_dict(m) for m in scenes}
-        firsts = _first_per_image(docs)
-        fields = dict(zip((d["image"]["path"] for d in firsts), image_fields([d["image"]["bytes"] for d in firsts],
-                                                                             f"stage2_think_{task}")))
-        for doc in docs:
-            turn, eot, _ = harness_turn(task, {**doc, "image": None}, THINK_VARIANT)
-            reasoning, _ = L.yes_no_trace(doc["question"], scene_of[doc["image"]["path"]])
-            rows.append({**fields[doc["image"]["path"]], "question": turn, "reasoning": reasoning,
-                         "answer": doc["answer"].capitalize(), **({"chat_eot": eot} if eot else {})})
+    for task, doc, scene, fields in _yes_no_items(seed, n, image_fields, "stage2_think"):
+        turn, eot, _ = harness_turn(task, {**doc, "image": None}, THINK_VARIANT)
+        rows.append({**fields, "question": turn, "reasoning": L.yes_no_trace(doc["question"], scene)[0],
+                     "answer": doc["answer"].capitalize(), **({"chat_eot": eot} if eot else {})})
     return rows
 
 

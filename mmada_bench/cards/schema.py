@@ -91,7 +91,7 @@ class VariantSpec:
     template: Optional[str] = None  # overrides prompt.template (e.g. another framework's instruction)
     replace: dict[str, str] = field(default_factory=dict)  # literal replacements in the rendered item prompt
     primary_metric: Optional[str] = None  # overrides the card's primary metric ("metric/filter")
-    answer_after: Optional[str] = None  # filters read the text after the last occurrence (e.g. "</think>")
+    answer_filter: Optional[str] = None  # a registered filter run before every chain (e.g. after_think)
 
 
 @dataclass
@@ -201,6 +201,10 @@ def _check_references(card: TaskCard) -> None:
         for i, name in enumerate(chain):
             if name not in FILTERS.names():
                 raise CardError(f"field 'filters.{key}[{i}]': unknown filter {name!r} (known: {', '.join(FILTERS.names())})")
+    for key, variant in card.variants.items():
+        if variant.answer_filter is not None and variant.answer_filter not in FILTERS.names():
+            raise CardError(f"field 'variants.{key}.answer_filter': unknown filter {variant.answer_filter!r} "
+                            f"(known: {', '.join(FILTERS.names())})")
     for i, metric in enumerate(card.metrics):
         if metric.name not in METRICS.names():
             raise CardError(f"field 'metrics[{i}].name': unknown metric {metric.name!r} (known: {', '.join(METRICS.names())})")

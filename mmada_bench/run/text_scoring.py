@@ -26,14 +26,14 @@ SCORING_FAILED = "scoring failed"  # prefix of the error of an item a filter or 
 
 
 def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Optional[str],
-                 primary: Optional[tuple[str, str]] = None, answer_after: Optional[str] = None) -> dict:
-    """Cut at stops, run every filter chain (on the text after the last ``answer_after`` when given) and
-    metric; errors and empty outputs score 0."""
+                 primary: Optional[tuple[str, str]] = None, answer_filter: Optional[str] = None) -> dict:
+    """Cut at stops, run every filter chain (after the variant's ``answer_filter`` when given) and metric;
+    errors and empty outputs score 0."""
     output = truncate_at_stops(raw or "", stop)
     if error is None and not output.strip():
         error = (f"{EMPTY_GENERATION}: the model returned no text before a stop string (check the preset's "
                  "gen_length and the stops)")
-    answer_text = output.split(answer_after)[-1].lstrip() if answer_after else output
+    answer_text = apply_chain([answer_filter], output, doc) if answer_filter else output
     extracted, scores = {}, {}
     for metric in card.metrics:
         key = f"{metric.name}/{metric.filter}"
@@ -70,7 +70,7 @@ def generation_error(record: dict) -> Optional[str]:
 def score_records(plan: TaskPlan, records: list[dict]) -> list[dict]:
     """Every record of ``plan`` (in plan order) scored from its stored raw output."""
     return [{**r, **score_output(plan.card, r.get("raw_output", ""), plan.stop, p.item.doc, generation_error(r),
-                                 plan.primary, plan.variant.answer_after)}
+                                 plan.primary, plan.variant.answer_filter)}
             for p, r in zip(plan.items, records)]
 
 

@@ -13,7 +13,8 @@
   ``mmu_think.jsonl`` (POPE / MME yes-no rows of ``n / 4`` images each in the thinking variant the world model
   answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.think_rows`);
 * ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
-  chat, POPE / MME yes-no in the thinking variant) with gold answers for the correctness reward (:func:`.sft.grpo_prompts`),
+  chat, POPE / MME yes-no in the thinking variant) with gold answers for the correctness reward
+  (:func:`.sft.grpo_prompts`),
   ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
 * ``images/<stream>/<i>.png`` (rows name them by absolute path; with ``magvit`` also ``image_codes``);
 * ``stage{1,2,3}.yaml``: stage configs listing these sources (model paths are placeholders).

@@ -84,11 +84,19 @@ def scene_caption(scene: Scene) -> str:
 CELL_LISTING_QUESTION = "What is in each cell?"
 
 
+EMPTY_CELL = "empty"
+
+
+def cell_contents(scene: Scene) -> list[tuple[str, str]]:
+    """``(cell, "colour shape" or "empty")`` for every cell in reading order."""
+    by_cell = {o.cell: f"{o.colour} {o.shape}" for o in scene.objects}
+    return [(cell, by_cell.get(cell, EMPTY_CELL)) for cell in CELLS]
+
+
 def cell_listing(scene: Scene) -> str:
     """Every cell in reading order with its object or ``empty`` (a grounding target fixed by the image alone),
     e.g. ``top left: red triangle, top right: empty, bottom left: red square, bottom right: empty``."""
-    by_cell = {o.cell: f"{o.colour} {o.shape}" for o in scene.objects}
-    return ", ".join(f"{cell}: {by_cell.get(cell, 'empty')}" for cell in CELLS)
+    return ", ".join(f"{cell}: {content}" for cell, content in cell_contents(scene))
 
 
 def seen_objects(scene: Scene) -> str:
@@ -145,13 +153,12 @@ def yes_no_trace(question: str, scene: Scene) -> tuple[str, bool]:
     Every verdict compares two phrases that stand side by side, so the answer never needs the question and the
     image matched in one step (the tiny model learns neither that nor matching against a plain listing).
     Raises ValueError on a question of none of the world's yes / no forms."""
-    by_cell = {o.cell: f"{o.colour} {o.shape}" for o in scene.objects}
-    contents = [(cell, by_cell.get(cell, "empty")) for cell in CELLS]
+    contents = cell_contents(scene)
     count = _COUNT_FORM.match(question)
     if count:
         target, seen, parts = _COUNTS[count["n"]], 0, []
         for cell, content in contents:
-            seen += cell in by_cell
+            seen += content != EMPTY_CELL
             parts.append(f"{cell}: {content} {seen}")
         return f"counting to {target}. " + ", ".join(parts) + ".", seen == target
     at = _POSITION_FORM.match(question)

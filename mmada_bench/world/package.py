@@ -2,8 +2,8 @@
 
 The folder holds ``config.json`` + ``model.safetensors`` (bfloat16, to stay small), the tokenizer files,
 ``magvitv2/``, ``clip/`` (the tiny world CLIP, when built), ``harness_defaults.json`` (the label every output
-carries, the world presets, the thinking variant of POPE / MME and 0-shot text tasks) and ``README.md`` (the model card: data, stages, seeds,
-sizes, timings; the scores are appended by ``world evaluate``).
+carries, the world presets, the thinking variant of POPE / MME and 0-shot text tasks) and ``README.md`` (the
+model card: data, stages, seeds, sizes, timings; the scores are appended by ``world evaluate``).
 """
 from __future__ import annotations
 

@@ -32,6 +32,8 @@ THINK_PRESET = "world-mmu-think"
 def _think_sampler() -> dict:
     settings = get_preset(THINK_PRESET).settings
     return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
+
+
 #: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
 DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 500, "stage3": 30}
 
@@ -43,8 +45,8 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
     ``stage2_mmu`` continues stage 2 on the grounding rows (what is in each cell; with captions and yes / no
     answers alone the model never read its images), the direct image questions and the thinking-variant
-    yes / no rows (verdict per cell), with EOS / end-of-turn targets down-weighted; stage 3 is UniGRPO on the POPE / MME yes-no
-    prompts with the harness's 2-token sampler and the correctness reward."""
+    yes / no rows (verdict per cell), with EOS / end-of-turn targets down-weighted; stage 3 is UniGRPO on the
+    POPE / MME thinking prompts with the :data:`THINK_PRESET` sampler, correctness + format rewards."""
     from .corpora import STAGE_FILES
 
     steps = {**DEFAULT_STEPS, **(steps or {})}

@@ -66,8 +66,7 @@ def structural_weights(labels: torch.Tensor, structural_ids: tuple[int, ...], we
     if weight == 1.0:
         return None
     structural = torch.isin(labels, torch.tensor(structural_ids, device=labels.device))
-    return torch.where(structural, torch.full(labels.shape, float(weight), device=labels.device),
-                       torch.ones(labels.shape, device=labels.device))
+    return torch.where(structural, float(weight), 1.0)
 
 
 def cosine_mask_prob(t: torch.Tensor) -> torch.Tensor:

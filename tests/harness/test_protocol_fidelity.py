@@ -135,7 +135,7 @@ def test_thinking_variant_is_the_app_layout_and_scores_the_answer_after_think(ta
     assert (settings.gen_length, settings.steps, settings.block_length) == (512, 256, 128)
     output = "<think> top left: red circle no, top right: empty no </think> Yes"
     scored = score_output(card, output, [], {"answer": "yes"}, None, card.primary("mmada-app-think"),
-                          think.answer_after)
+                          think.answer_filter)
     assert scored["extracted"]["vlmevalkit_mmada"] == "yes" and scored["output"] == output
     unread = score_output(card, output, [], {"answer": "yes"}, None, card.primary("mmada-app-think"))
     assert unread["extracted"]["vlmevalkit_mmada"] != "yes"  # the trace's "no" would decide without the cut

@@ -88,6 +88,8 @@ def _write_card(tmp_path, name, edit) -> Path:
     (lambda t: t.replace("primary_metric: f1/lmms_eval", "primary_metric: f1/nowhere"), "variants.lmms-eval.primary_metric"),
     (lambda t: t.replace("local_formats: [pope_original]", "local_formats: [pope_v2]"), "dataset.local_formats[0]"),
     (lambda t: t.replace("  image_field: image\n", "  image_field: image\n  group_size: 2\n"), "dataset.group_by"),
+    (lambda t: t.replace("answer_filter: after_think", "answer_filter: after_thought"),
+     "variants.mmada-app-think.answer_filter"),
 ])
 def test_bad_cards_name_the_field(tmp_path, edit, message):
     with pytest.raises(CardError, match=message.replace("[", r"\[").replace("]", r"\]")):

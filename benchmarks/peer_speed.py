@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's mmada_ref
 from mmada_ref import KVCache, MMaDAModelLM  # noqa: E402
 from mmada_ref.config import MMaDAConfig  # noqa: E402
+from mmada_ref.cpu_gemm import PackedLinear  # noqa: E402
 from mmada_ref.sampling import TextSamplerSettings  # noqa: E402
 from mmada_ref.sampling.text import generate_text  # noqa: E402
 
@@ -43,15 +44,24 @@ MODES = {"vanilla": ("none", "generate"), "prefix": ("prefix", "generate_with_pr
          "dual": ("dual", "generate_with_dual_cache")}
 
 
-def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an ``n x n`` float32 matmul on this CPU."""
+def matmul_rates(n: int = 2048, repeats: int = 5) -> dict:
+    """Best FLOP/s of an ``n x n`` float32 matmul per GEMM: "default" (``a @ b``) and, where torch has it, "onednn"
+    (the prepacked linear of :mod:`mmada_ref.cpu_gemm`)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+    kernels = {"default": lambda: a @ b}
+    layer = PackedLinear(n, n, bias=False)
+    if layer.pack():
+        kernels["onednn"] = lambda: layer(a)
+    rates = {}
+    with torch.no_grad():
+        for name, fn in kernels.items():
+            best = float("inf")
+            for _ in range(repeats + 1):
+                t = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t)
+            rates[name] = 2 * n ** 3 / best
+    return rates
 
 
 def load_fastdllm(root: Path):
@@ -76,6 +86,8 @@ def build_pair(fd, folder: Path, head_scale: float = 1.0, seed: int = 0):
     model.transformer.ff_out.weight.data *= head_scale
     model.save_pretrained(folder)
     ours = MMaDAModelLM.from_pretrained(folder).eval()
+    ours_default = MMaDAModelLM.from_pretrained(folder).eval()  # torch's default GEMM (MKL on x86)
+    ours.pack_cpu_weights()  # the harness default on a float32 CPU
     fields = {k: getattr(ours.config, k) for k in vars(ModelConfig()) if hasattr(ours.config, k)}
     fields.update(init_device="cpu", precision="fp32", flash_attention=False)
     theirs = LLaDAModelLM(LLaDAConfig(**fields), init_params=False).eval()
@@ -89,10 +101,12 @@ def build_pair(fd, folder: Path, head_scale: float = 1.0, seed: int = 0):
     theirs.load_state_dict(state, strict=True)
     ids = torch.randint(0, 14000, (2, 96), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        a, b = ours(ids).logits, theirs(ids).logits
+        a, b = ours_default(ids).logits, theirs(ids).logits
+        packed_err = (ours(ids).logits - a).abs().max().item()
     err = (a - b).abs().max().item()
     assert err < 1e-3 * max(1.0, a.abs().max().item()), f"logits differ by {err}"
-    return ours, theirs, err
+    assert packed_err < 1e-3 * max(1.0, a.abs().max().item()), f"oneDNN logits differ by {packed_err}"
+    return ours, theirs, err, ours_default
 
 
 def run_ours(model, prompt, mode, threshold, gen, block, compile_step=False):
@@ -190,6 +204,8 @@ def main(argv=None) -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="also time our dual-cache rows with compile_step=True")
+    p.add_argument("--default-gemm", action="store_true",
+                   help="also time ours on torch's default GEMM (unpacked weights; MKL on x86)")
     p.add_argument("--quick", action="store_true", help="small smoke setting (prompt 64, gen 64, batch 1 and 2, 1 rep)")
     p.add_argument("--json", type=Path, help="write the rows here")
     args = p.parse_args(argv)
@@ -197,8 +213,10 @@ def main(argv=None) -> None:
         args.prompt_length, args.gen_length, args.batch_sizes, args.reps = 64, 64, [1, 2], 1
     torch.set_num_threads(args.threads)
     fd = load_fastdllm(args.fastdllm_dir)
-    peak = matmul_rate()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul {peak / 1e9:.1f} GFLOP/s", flush=True)
+    rates = matmul_rates()
+    peak = max(rates.values())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul GFLOP/s "
+          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in rates.items()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         plain = build_pair(fd, Path(tmp) / "plain")
         sharp = build_pair(fd, Path(tmp) / "sharp", head_scale=args.head_scale)
@@ -216,9 +234,11 @@ def main(argv=None) -> None:
         prompt = torch.randint(0, 14000, (batch, args.prompt_length), generator=torch.Generator().manual_seed(0))
         for name in args.modes:
             mode, thr = name.removesuffix("-t"), (args.threshold if name.endswith("-t") else None)
-            ours, theirs, _ = sharp if thr is not None else plain
+            ours, theirs, _, ours_default = sharp if thr is not None else plain
             impls = {"ours": lambda: run_ours(ours, prompt, mode, thr, g, blk),
                      "theirs": lambda: run_theirs(fd, theirs, prompt, mode, thr, g, blk)}
+            if args.default_gemm:
+                impls["ours_default_gemm"] = lambda: run_ours(ours_default, prompt, mode, thr, g, blk)
             if args.compile and mode == "dual":
                 impls["ours_compiled"] = lambda: run_ours(ours, prompt, mode, thr, g, blk, compile_step=True)
                 impls["ours_compiled"]()  # compile outside the timed runs
@@ -235,7 +255,8 @@ def main(argv=None) -> None:
     for batch in args.batch_sizes:
         rows.append(_step_row(plain, batch, args, peak))
         print(_line(rows[-1]), flush=True)
-    rows.append({"kind": "matmul_rate_end", "gflops": matmul_rate() / 1e9, "gflops_start": peak / 1e9})
+    rows.append({"kind": "matmul_rate_end", "gflops": {k: v / 1e9 for k, v in matmul_rates().items()},
+                 "gflops_start": {k: v / 1e9 for k, v in rates.items()}})
     print(table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -251,32 +272,38 @@ def _row(batch, name, thr, times, outs, args) -> dict:
            "tokens_equal": bool(torch.equal(ours_seq, theirs_seq)),
            "token_match_fraction": float((ours_seq == theirs_seq)[:, args.prompt_length:].float().mean()),
            "s_per_sample": med, "times_s": times, "ratio_ours_theirs": med["ours"] / med["theirs"]}
-    if "ours_compiled" in med:
-        row["ratio_compiled_theirs"] = med["ours_compiled"] / med["theirs"]
-        row["compiled_tokens_equal"] = bool(torch.equal(outs["ours_compiled"][0], ours_seq))
+    for other in ("ours_compiled", "ours_default_gemm"):
+        if other in med:
+            row[f"ratio_{other}_theirs"] = med[other] / med["theirs"]
+            row[f"{other}_tokens_equal"] = bool(torch.equal(outs[other][0], ours_seq))
     return row
 
 
 def _step_row(pair, batch, args, peak) -> dict:
-    ours, theirs, _ = pair
+    """The dual step alone, ours (oneDNN), ours on the default GEMM and theirs, alternating; the floor is the step's
+    FLOP count at the best measured matmul rate."""
+    ours, theirs, _, ours_default = pair
     plen, g, blk = args.prompt_length, args.gen_length, args.block_length
-    t_ours, t_theirs = [], []
+    models = {"ours": ("ours", ours), "ours_default_gemm": ("ours", ours_default), "theirs": ("theirs", theirs)}
+    times = {k: [] for k in models}
     for _ in range(3):  # alternate
-        t_ours.append(dual_step_time("ours", ours, batch, plen, g, blk))
-        t_theirs.append(dual_step_time("theirs", theirs, batch, plen, g, blk))
+        for k, (impl, model) in models.items():
+            times[k].append(dual_step_time(impl, model, batch, plen, g, blk))
     flops = ours.matmul_flops(batch, blk, plen + g, blk)
-    t = statistics.median(t_ours)
-    return {"kind": "dual_step", "batch": batch, "step_ms_ours": 1e3 * t, "step_ms_theirs": 1e3 * statistics.median(t_theirs),
-            "gflop": flops / 1e9, "floor_ms": 1e3 * flops / peak, "ratio_to_floor": t / (flops / peak),
-            "matmul_gflops": peak / 1e9}
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    floor_ms = 1e3 * flops / peak
+    return {"kind": "dual_step", "batch": batch, "step_ms_ours": ms["ours"], "step_ms_theirs": ms["theirs"],
+            "step_ms_ours_default_gemm": ms["ours_default_gemm"], "gflop": flops / 1e9, "floor_ms": floor_ms,
+            "ratio_to_floor": ms["ours"] / floor_ms, "matmul_gflops": peak / 1e9}
 
 
 def _line(r: dict) -> str:
     if r["kind"] == "dual_step":
-        return (f"batch {r['batch']} dual step: ours {r['step_ms_ours']:.1f} ms, theirs {r['step_ms_theirs']:.1f} ms, "
+        return (f"batch {r['batch']} dual step: ours {r['step_ms_ours']:.1f} ms (default GEMM "
+                f"{r['step_ms_ours_default_gemm']:.1f}), theirs {r['step_ms_theirs']:.1f} ms, "
                 f"{r['gflop']:.2f} GFLOP, floor {r['floor_ms']:.1f} ms, ours/floor {r['ratio_to_floor']:.2f}")
     s = r["s_per_sample"]
-    extra = f" compiled {s['ours_compiled']:.2f}" if "ours_compiled" in s else ""
+    extra = "".join(f" {k.removeprefix('ours_')} {s[k]:.2f}" for k in ("ours_compiled", "ours_default_gemm") if k in s)
     return (f"batch {r['batch']} {r['mode']:8s} NFE {r['nfe_ours']}/{r['nfe_theirs']} s/sample ours {s['ours']:.2f} "
             f"theirs {s['theirs']:.2f}{extra} ratio {r['ratio_ours_theirs']:.2f} tokens equal {r['tokens_equal']}")
 
@@ -292,10 +319,11 @@ def table(rows: list[dict]) -> str:
         out.append(f"| {r['batch']} | {r['mode'].removesuffix('-t')} | {unmask} | {r['nfe_ours']} / {r['nfe_theirs']} | "
                    f"{tps:.2f} | {s['ours']:.2f} | {s['theirs']:.2f} | **{r['ratio_ours_theirs']:.2f}** | "
                    f"{equal} |")
-    out += ["", "| batch | dual step ours ms | theirs ms | GFLOP | FLOP floor ms | ours / floor |", "|---|---|---|---|---|---|"]
+    out += ["", "| batch | dual step ours ms | ours, default GEMM ms | theirs ms | GFLOP | FLOP floor ms | ours / floor |",
+            "|---|---|---|---|---|---|---|"]
     for r in (r for r in rows if r["kind"] == "dual_step"):
-        out.append(f"| {r['batch']} | {r['step_ms_ours']:.1f} | {r['step_ms_theirs']:.1f} | {r['gflop']:.2f} | "
-                   f"{r['floor_ms']:.1f} | {r['ratio_to_floor']:.2f} |")
+        out.append(f"| {r['batch']} | {r['step_ms_ours']:.1f} | {r['step_ms_ours_default_gemm']:.1f} | "
+                   f"{r['step_ms_theirs']:.1f} | {r['gflop']:.2f} | {r['floor_ms']:.1f} | {r['ratio_to_floor']:.2f} |")
     return "\n".join(out)
 
 

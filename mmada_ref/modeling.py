@@ -37,6 +37,7 @@ from transformers.utils import ModelOutput
 
 from .checkpoint import load_model, save_model
 from .config import MMaDAConfig
+from .cpu_gemm import PackedLinear, pack_linears, unpack_linears
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,15 +166,15 @@ class Block(nn.Module):
         d, hidden = config.d_model, config.mlp_hidden
         self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
         # definition order = official state_dict order
-        self.attn_out = nn.Linear(d, d, bias=False)
-        self.ff_out = nn.Linear(hidden, d, bias=False)
+        self.attn_out = PackedLinear(d, d, bias=False)
+        self.ff_out = PackedLinear(hidden, d, bias=False)
         self.attn_norm = RMSNorm(d, config.rms_norm_eps)
         self.ff_norm = RMSNorm(d, config.rms_norm_eps)
-        self.q_proj = nn.Linear(d, self.n_heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(d, self.n_kv_heads * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(d, self.n_kv_heads * self.head_dim, bias=False)
-        self.ff_proj = nn.Linear(d, hidden, bias=False)
-        self.up_proj = nn.Linear(d, hidden, bias=False)
+        self.q_proj = PackedLinear(d, self.n_heads * self.head_dim, bias=False)
+        self.k_proj = PackedLinear(d, self.n_kv_heads * self.head_dim, bias=False)
+        self.v_proj = PackedLinear(d, self.n_kv_heads * self.head_dim, bias=False)
+        self.ff_proj = PackedLinear(d, hidden, bias=False)
+        self.up_proj = PackedLinear(d, hidden, bias=False)
 
     def forward(self, x, sin, cos, key_mask, layer=0, kv_cache=None, cache_write=False, cache_start=None):
         x = x + self.attention(self.attn_norm(x), sin, cos, key_mask, layer, kv_cache, cache_write, cache_start)
@@ -204,7 +205,7 @@ class Transformer(nn.Module):
         self.wte = nn.Embedding(config.padded_vocab_size, config.d_model)
         self.ln_f = RMSNorm(config.d_model, config.rms_norm_eps)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
-        self.ff_out = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        self.ff_out = PackedLinear(config.d_model, config.padded_vocab_size, bias=False)
 
 
 class _Backbone(nn.Module):
@@ -356,6 +357,17 @@ class MMaDAModelLM(PreTrainedModel):
             table = rope_sin_cos(torch.arange(length, device=device), self.config.head_dim, self.config.rope_theta)
             self.__dict__["_rope_table"] = table
         return table[0][start:start + n], table[1][start:start + n]
+
+    # --- CPU kernels ------------------------------------------------------------------------------
+    def pack_cpu_weights(self) -> int:
+        """Give every linear layer a oneDNN-prepacked copy of its weight for no-grad float32 CPU forwards
+        (:mod:`mmada_ref.cpu_gemm`; an extra copy of the linear weights). Returns the number packed: 0 on
+        another device / dtype or without oneDNN. Weights edited later fall back to the dense path."""
+        return pack_linears(self)
+
+    def unpack_cpu_weights(self) -> None:
+        """Drop the packed copies of :meth:`pack_cpu_weights` (forwards use MKL / the default GEMM again)."""
+        unpack_linears(self)
 
     # --- checkpoint I/O -------------------------------------------------------------------------
     @classmethod

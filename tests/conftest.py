@@ -208,3 +208,16 @@ def run_forked():
             assert p.exitcode == 0
 
     return run
+
+
+
+@pytest.fixture(scope="module", params=("default", "onednn"))
+def on_gemm(request):
+    """``on_gemm(model)``: the model on one of the two CPU GEMM paths every parity test runs: "default" leaves it as
+    built, "onednn" packs its weights (``MMaDAModelLM.pack_cpu_weights``; skipped without oneDNN)."""
+    def apply(model):
+        if request.param == "onednn" and not model.pack_cpu_weights():
+            pytest.skip("this torch build has no usable oneDNN linear operators")
+        return model
+
+    return apply

@@ -36,11 +36,13 @@ class MMaDAEvalModel:
     ``family="llada"`` serves LLaDA checkpoints (same backbone and key names, text only)."""
 
     def __init__(self, folder: str, device: str = "cpu", dtype: str = "float32", vq_model: Optional[str] = None,
-                 tokenizer: Optional[str] = None, name: Optional[str] = None, family: str = "mmada"):
+                 tokenizer: Optional[str] = None, name: Optional[str] = None, family: str = "mmada",
+                 cpu_gemm: str = "onednn"):
         self.family = family
         self.folder = Path(folder)
         self.device = torch.device(device)
         self.model = MMaDAModelLM.from_pretrained(self.folder, torch_dtype=dtype, device=self.device)
+        self.gemm = _choose_gemm(self.model, cpu_gemm)
         self._tokenizer_path = Path(tokenizer) if tokenizer else self.folder
         self.tokenizer = load_text_tokenizer(self._tokenizer_path)
         self.tokens = SpecialTokens.from_tokenizer(self.tokenizer, self.model.config)
@@ -186,14 +188,27 @@ class MMaDAEvalModel:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
+#: ``cpu_gemm`` model option: oneDNN prepacked weights (float32 CPU) or torch's default GEMM everywhere
+CPU_GEMMS = ("onednn", "default")
+
+
+def _choose_gemm(model: MMaDAModelLM, cpu_gemm: str) -> str:
+    """Pack the weights for oneDNN where asked and possible; returns the GEMM the forwards use ("onednn" /
+    "default"), which the run id and manifest record (the two differ in the last bits of the logits)."""
+    if cpu_gemm not in CPU_GEMMS:
+        raise ValueError(f"cpu_gemm={cpu_gemm!r} is not one of {', '.join(CPU_GEMMS)}")
+    return "onednn" if cpu_gemm == "onednn" and model.pack_cpu_weights() else "default"
+
+
 @register_model("mmada")
 def load_mmada(spec: str, *, device: str = "cpu", dtype: str = "float32", **options) -> MMaDAEvalModel:
     """``DIR`` or ``DIR:vq_model=PATH,tokenizer=PATH``."""
     folder, _, opts = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
     kwargs = dict(part.split("=", 1) for part in filter(None, opts.split(",")))
-    unknown = set(kwargs) - {"vq_model", "tokenizer", "name"}
+    unknown = set(kwargs) - {"vq_model", "tokenizer", "name", "cpu_gemm"}
     if unknown:
-        raise ValueError(f"unknown mmada model option(s) {sorted(unknown)}; use vq_model=PATH, tokenizer=PATH")
+        raise ValueError(f"unknown mmada model option(s) {sorted(unknown)}; use vq_model=PATH, tokenizer=PATH, "
+                         f"cpu_gemm={'|'.join(CPU_GEMMS)}")
     kwargs.update(options)
     return MMaDAEvalModel(folder, device=device, dtype=dtype, **kwargs)
 
@@ -205,8 +220,9 @@ def load_llada(spec: str, *, device: str = "cpu", dtype: str = "float32", **opti
     spec = spec[len("llada:"):] if spec.startswith("llada:") else spec
     folder, _, opts = spec.partition(",") if not Path(spec).exists() else (spec, "", "")
     kwargs = dict(part.split("=", 1) for part in filter(None, opts.split(",")))
-    unknown = set(kwargs) - {"tokenizer", "name"}
+    unknown = set(kwargs) - {"tokenizer", "name", "cpu_gemm"}
     if unknown:
-        raise ValueError(f"unknown llada model option(s) {sorted(unknown)}; use tokenizer=PATH, name=NAME")
+        raise ValueError(f"unknown llada model option(s) {sorted(unknown)}; use tokenizer=PATH, name=NAME, "
+                         f"cpu_gemm={'|'.join(CPU_GEMMS)}")
     kwargs.update(options)
     return MMaDAEvalModel(folder, device=device, dtype=dtype, family="llada", **kwargs)

@@ -186,6 +186,8 @@ def compute_run_id(model, plans: list[TaskPlan], settings: RunSettings) -> str:
     included, only where outputs may depend on it)."""
     payload = {"model": model.fingerprint(), "model_name": model.name, "tasks": [p.describe() for p in plans],
                "seed": settings.seed, "limit": settings.limit, "dtype": settings.dtype}
+    if getattr(model, "gemm", "default") != "default":  # another GEMM changes the last bits of the logits
+        payload["gemm"] = model.gemm
     if not batch_independent(plans, settings):
         payload["batch_size"] = settings.batch_size
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

@@ -144,7 +144,7 @@ def write_manifest(ctx: RunContext, plans: list[TaskPlan]) -> str:
                 "predict_only": bool(settings.predict_only),
                 "model": {"name": model.name, "family": model.family, "fingerprint": model.fingerprint(),
                           "is_smoke": bool(getattr(model, "is_smoke", False)), "label": model_label(model),
-                          "spec": settings.model},
+                          "spec": settings.model, "gemm": getattr(model, "gemm", "default")},
                 "settings": {k: v for k, v in vars(settings).items() if k not in ("progress",)},
                 "defaults": dataclasses.asdict(ctx.defaults) if ctx.defaults is not None else None,
                 "tasks": [p.describe() for p in plans], "identity": identity, "git_sha": git_sha(),

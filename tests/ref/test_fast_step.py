@@ -4,10 +4,11 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mmada_ref import KVCache, MMaDAModelLM
-from mmada_ref import modeling
+from mmada_ref import KVCache, MMaDAModelLM, cpu_gemm, modeling
 from mmada_ref.config import tiny_config
+from mmada_ref.cpu_gemm import PackedLinear, onednn_linear_available
 from mmada_ref.modeling import grouped_attention, prepare_attention_mask, rope_sin_cos
 from mmada_ref.sampling import TextSamplerSettings
 from mmada_ref.sampling.text import _propose, generate_text
@@ -153,3 +154,53 @@ def test_compiled_dual_step_is_token_equal():
         assert eager.stats.nfe == compiled.stats.nfe
     vanilla = generate_text(model, prompt, dataclasses.replace(s, cache="none"), MASK, compile_step=True)
     assert vanilla.sequences.shape == eager.sequences.shape  # compile_step is ignored without a dual cache
+
+
+# --- oneDNN-prepacked GEMMs (mmada_ref/cpu_gemm.py) --------------------------------------------------------
+needs_onednn = pytest.mark.skipif(not onednn_linear_available(), reason="no usable oneDNN linear operators")
+
+
+@needs_onednn
+def test_packed_model_uses_onednn_and_stays_close_to_the_dense_path(monkeypatch):
+    dense, packed = _model(n_kv_heads=2), _model(n_kv_heads=2)
+    n_linear = sum(isinstance(m, PackedLinear) for m in packed.modules())
+    assert packed.pack_cpu_weights() == n_linear == 7 * packed.config.n_layers + 1
+    assert list(packed.state_dict()) == list(dense.state_dict())  # checkpoints and keys are unchanged
+    calls = []
+    real = cpu_gemm._onednn_linear
+    monkeypatch.setattr(cpu_gemm, "_onednn_linear", lambda *a: calls.append(1) or real(*a))
+    ids = _ids()
+    with torch.no_grad():
+        a, b = dense(ids).logits, packed(ids).logits
+    assert len(calls) == n_linear
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@needs_onednn
+def test_packed_linear_falls_back_to_the_dense_weight():
+    torch.manual_seed(0)
+    layer, x = PackedLinear(16, 24, bias=False), torch.randn(3, 16)
+    assert layer.pack() and layer.is_packed
+    with torch.enable_grad():  # training: autograd through the dense weight
+        y = layer(x)
+        y.sum().backward()
+    assert layer.weight.grad is not None and torch.equal(y, F.linear(x, layer.weight))
+    with torch.no_grad():
+        layer.weight.mul_(2)  # edited after packing: the stale packed copy is never used
+        assert torch.equal(layer(x), F.linear(x, layer.weight))
+        layer.weight = torch.nn.Parameter(torch.randn(24, 16))  # replaced
+        assert torch.equal(layer(x), F.linear(x, layer.weight))
+    assert not _model().to(torch.bfloat16).pack_cpu_weights()  # only float32 is packed
+    layer.unpack()
+    assert not layer.is_packed
+
+
+@needs_onednn
+def test_packed_rows_do_not_depend_on_the_batch():
+    model = _model()
+    model.pack_cpu_weights()
+    ids = _ids(batch=3)
+    with torch.no_grad():
+        full = model(ids).logits
+        for row in range(3):
+            assert torch.equal(model(ids[row:row + 1]).logits[0], full[row])

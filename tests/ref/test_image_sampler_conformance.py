@@ -31,9 +31,9 @@ MAGVIT_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def model(conformance_dir):
+def model(conformance_dir, on_gemm):
     torch.set_num_threads(1)  # the goldens were produced single-threaded
-    return MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32)
+    return on_gemm(MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32))
 
 
 @pytest.fixture(scope="module")

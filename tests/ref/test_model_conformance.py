@@ -18,8 +18,8 @@ def atol(golden, tolerance):
 
 
 @pytest.fixture(scope="module")
-def model(conformance_dir):
-    return MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32)
+def model(conformance_dir, on_gemm):
+    return on_gemm(MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32))
 
 
 def test_config_reads_every_official_field(conformance_dir):

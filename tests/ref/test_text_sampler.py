@@ -14,9 +14,9 @@ MASK = CONFIG.mask_token_id
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(on_gemm):
     torch.manual_seed(0)
-    return MMaDAModelLM(CONFIG).eval()
+    return on_gemm(MMaDAModelLM(CONFIG).eval())
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ pytestmark = pytest.mark.conformance
 
 
 @pytest.fixture(scope="module")
-def model(conformance_dir):
+def model(conformance_dir, on_gemm):
     torch.set_num_threads(1)  # the goldens were produced single-threaded
-    return MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32)
+    return on_gemm(MMaDAModelLM.from_pretrained(conformance_dir, torch_dtype=torch.float32))
 
 
 def _settings(kw: dict) -> TextSamplerSettings:

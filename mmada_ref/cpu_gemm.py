@@ -9,9 +9,9 @@ relative differences ~1e-6), exactly as two BLAS libraries do; the dense weights
 parameters, so checkpoints and state dicts are unchanged.
 
 :class:`PackedLinear` is an ``nn.Linear`` that uses its packed copy only where that is valid:
-autograd off, a float32 CPU input, and the weight unchanged since :meth:`PackedLinear.pack` (same
-storage and version counter). Anything else (training, another device or dtype, weights edited
-after packing) runs ``F.linear`` on the dense weight as before.
+autograd off, a float32 CPU input, eager mode, and the weight unchanged since :meth:`PackedLinear.pack`
+(same storage and version counter). Anything else (training, another device or dtype, code traced by
+``torch.compile``, weights edited after packing) runs ``F.linear`` on the dense weight as before.
 """
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ class PackedLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         packed = self._packed
         if (packed is not None and not torch.is_grad_enabled() and x.dtype == torch.float32
-                and x.device.type == "cpu" and self._weight_key() == self._packed_key):
+                and x.device.type == "cpu" and not torch.compiler.is_compiling()
+                and self._weight_key() == self._packed_key):
             return _onednn_linear(x, packed, self.bias)
         return F.linear(x, self.weight, self.bias)
 

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .checkpoint import load_model, save_model
@@ -225,28 +224,42 @@ class MMaDAOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------
-class MMaDAModelLM(PreTrainedModel):
+class MMaDAModelLM(nn.Module):
     """MMaDA masked-diffusion LM over the joint text + image vocabulary.
 
     ``forward(input_ids, attention_mask=None)`` returns logits ``[B, L, V]`` for every position;
     ``attention_mask`` ``[B, L]`` (bool or 0/1) masks padded *keys* and never makes attention causal.
+
+    A plain ``nn.Module`` with the Hugging Face-style surface the project uses (``config``,
+    ``from_pretrained`` / ``save_pretrained``, ``device`` / ``dtype``, the embedding accessors, gradient
+    checkpointing), not a ``transformers.PreTrainedModel``: importing that base class pulls in
+    transformers' whole modeling stack (~2 s of every start-up on the 2-core VM, docs/benchmarks).
     """
 
     config_class = MMaDAConfig
-    base_model_prefix = "model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["Block"]
+    _no_split_modules = ["Block"]  # accelerate's device maps / FSDP auto-wrap read this
 
     def __init__(self, config: MMaDAConfig):
-        super().__init__(config)
+        super().__init__()
+        self.config = config
+        self.name_or_path = ""
         self.model = _Backbone(config)
         self.gradient_checkpointing = False
-        self.post_init()
+        self.apply(self._init_weights)
 
-    # --- transformers plumbing ------------------------------------------------------------------
+    # --- Hugging Face-style plumbing ------------------------------------------------------------
     @property
     def transformer(self) -> Transformer:
         return self.model.transformer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
 
     def get_input_embeddings(self):
         return self.transformer.wte

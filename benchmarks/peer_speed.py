@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's mmada_ref
+from mmada_bench.profiling.measure import matmul_rates as _rates  # noqa: E402
 from mmada_ref import KVCache, MMaDAModelLM  # noqa: E402
 from mmada_ref.config import MMaDAConfig  # noqa: E402
-from mmada_ref.cpu_gemm import PackedLinear  # noqa: E402
 from mmada_ref.sampling import TextSamplerSettings  # noqa: E402
 from mmada_ref.sampling.text import generate_text  # noqa: E402
 
@@ -39,29 +39,14 @@ CONFIG = dict(d_model=512, n_layers=10, n_heads=8, n_kv_heads=8, mlp_hidden_size
               codebook_size=256, num_vq_tokens=256, mask_token_id=15000, bos_token_id=14900,
               eos_token_id=14901, pad_token_id=14901, max_sequence_length=4096)
 MASK = CONFIG["mask_token_id"]
+
+
+def matmul_rates() -> dict:
+    """FLOP/s of a 2048 x 2048 float32 matmul on this CPU per GEMM ("default", "onednn")."""
+    return _rates(torch.device("cpu"))
 #: mode -> (our cache setting, Fast-dLLM function, threshold used)
 MODES = {"vanilla": ("none", "generate"), "prefix": ("prefix", "generate_with_prefix_cache"),
          "dual": ("dual", "generate_with_dual_cache")}
-
-
-def matmul_rates(n: int = 2048, repeats: int = 5) -> dict:
-    """Best FLOP/s of an ``n x n`` float32 matmul per GEMM: "default" (``a @ b``) and, where torch has it, "onednn"
-    (the prepacked linear of :mod:`mmada_ref.cpu_gemm`)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    kernels = {"default": lambda: a @ b}
-    layer = PackedLinear(n, n, bias=False)
-    if layer.pack():
-        kernels["onednn"] = lambda: layer(a)
-    rates = {}
-    with torch.no_grad():
-        for name, fn in kernels.items():
-            best = float("inf")
-            for _ in range(repeats + 1):
-                t = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t)
-            rates[name] = 2 * n ** 3 / best
-    return rates
 
 
 def load_fastdllm(root: Path):

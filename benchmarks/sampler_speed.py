@@ -42,6 +42,8 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--head-scale", type=float, default=1.0)
+    p.add_argument("--cpu-gemm", choices=("onednn", "default"), default="onednn",
+                   help="float32 CPU: oneDNN-prepacked weights (the harness default) or torch's default GEMM")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
@@ -50,6 +52,8 @@ def main(argv=None) -> None:
     model = MMaDAModelLM(MMaDAConfig(**CONFIG_50M)).to(device=device, dtype=dtype).eval()
     if args.head_scale != 1.0:
         model.transformer.ff_out.weight.data *= args.head_scale
+    if args.cpu_gemm == "onednn":
+        model.pack_cpu_weights()  # after any weight edit (edited weights fall back to the dense path)
     n_params = sum(t.numel() for t in model.parameters())
     peak = measure_matmul_peak(device, dtype)
     print(f"model: {n_params / 1e6:.1f}M parameters; matmul peak {peak / 1e9:.1f} GFLOP/s on {device}")

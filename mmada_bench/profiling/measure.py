@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from mmada_ref.cpu_gemm import PackedLinear
 from mmada_ref.sampling.image import generate_images
 from mmada_ref.sampling.presets import TextSamplerSettings
 from mmada_ref.sampling.text import generate_text
@@ -41,20 +42,40 @@ def device_name(device: torch.device) -> str:
     return f"{cpu} ({torch.get_num_threads()} threads)"
 
 
+def gemm_in_use(model) -> str:
+    """"onednn" where the model's linear layers carry oneDNN-packed weights (:mod:`mmada_ref.cpu_gemm`), else "default"."""
+    return "onednn" if any(isinstance(m, PackedLinear) and m.is_packed for m in model.modules()) else "default"
+
+
 def measure_matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: Optional[int] = None,
                         repeats: int = 5) -> float:
-    """Best FLOP/s of a large square matmul on ``device`` (the MFU denominator)."""
+    """Best FLOP/s of a large square matmul on ``device`` over the GEMMs a model can use (the MFU denominator)."""
+    return max(matmul_rates(device, dtype, n, repeats).values())
+
+
+def matmul_rates(device: torch.device, dtype: torch.dtype = torch.float32, n: Optional[int] = None,
+                 repeats: int = 5) -> dict:
+    """Best FLOP/s of an ``n x n`` matmul per GEMM: "default" (``a @ b``) and, for float32 on a CPU with oneDNN,
+    "onednn" (the prepacked linear of :mod:`mmada_ref.cpu_gemm`, the harness's CPU default)."""
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+    kernels = {"default": lambda: a @ b}
+    layer = PackedLinear(n, n, bias=False).to(device=device, dtype=dtype)
+    if layer.pack():
+        kernels["onednn"] = lambda: layer(a)
+    rates = {}
+    with torch.no_grad():
+        for name, fn in kernels.items():
+            best = float("inf")
+            for _ in range(repeats + 1):
+                _sync(device)
+                start = time.perf_counter()
+                fn()
+                _sync(device)
+                best = min(best, time.perf_counter() - start)
+            rates[name] = 2 * n**3 / best
+    return rates
 
 
 class DeviceTimer:
@@ -219,6 +240,7 @@ def _measurement_fields(model, device, stats, latencies, flops, memory, memory_k
         "step_time_mean_s": statistics.mean(stats.step_times), "peak_memory_bytes": memory,
         "peak_memory_kind": memory_kind, "model_flops": flops, "achieved_flops_per_s": flops / wall,
         "device": device_name(device), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "gemm": gemm_in_use(model),
         "torch_version": torch.__version__, "timing_method": DeviceTimer(device).method, "repeats": repeats,
         "warmup": warmup,
     }

@@ -59,11 +59,12 @@ PROFILE_SCHEMA = pa.schema([
     ("peak_memory_kind", pa.string()),  # cuda_max_allocated | cpu_max_rss_process
     ("model_flops", pa.float64()),  # per batch call
     ("achieved_flops_per_s", pa.float64()),
-    ("peak_flops_per_s", pa.float64()),  # measured large-matmul rate of the device in this dtype
+    ("peak_flops_per_s", pa.float64()),  # measured large-matmul rate of the device in this dtype (best GEMM)
     ("mfu", pa.float64()),
     ("device", pa.string()),  # device name (GPU model / CPU model + threads)
     ("device_type", pa.string()),
     ("dtype", pa.string()),
+    ("gemm", pa.string()),  # onednn (prepacked float32 CPU weights) | default (torch's GEMM)
     ("timing_method", pa.string()),  # cuda_events | perf_counter
     ("seed", pa.int64()),
     ("torch_version", pa.string()),

@@ -210,7 +210,7 @@ def _common_columns(wrapper, smoke: bool, settings: ProfileSettings, sha: str, n
 
 
 _SETTING_COLUMNS = ("model_fingerprint", "task", "shape", "preset", "preset_settings", "batch_size", "prompt_length",
-                    "image_tokens", "sequence_length", "repeats", "warmup", "device", "dtype", "seed")
+                    "image_tokens", "sequence_length", "repeats", "warmup", "device", "dtype", "gemm", "seed")
 
 
 def _row_settings(row: dict) -> dict:

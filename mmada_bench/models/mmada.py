@@ -17,6 +17,7 @@ from typing import Optional
 import torch
 
 from mmada_bench.models.base import GenerationRequest, GenerationResult
+from mmada_bench.models.loader import ModelLoadError
 from mmada_bench.registry import register_model
 from mmada_ref import MMaDAModelLM, SpecialTokens
 from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
@@ -38,6 +39,9 @@ class MMaDAEvalModel:
     def __init__(self, folder: str, device: str = "cpu", dtype: str = "float32", vq_model: Optional[str] = None,
                  tokenizer: Optional[str] = None, name: Optional[str] = None, family: str = "mmada",
                  cpu_gemm: str = "onednn"):
+        if cpu_gemm not in CPU_GEMMS:
+            raise ModelLoadError(f"cpu_gemm={cpu_gemm!r} is not a CPU GEMM: use cpu_gemm=onednn (prepacked float32 CPU "
+                                 "weights, the default) or cpu_gemm=default (torch's GEMM)")
         self.family = family
         self.folder = Path(folder)
         self.device = torch.device(device)
@@ -195,8 +199,6 @@ CPU_GEMMS = ("onednn", "default")
 def _choose_gemm(model: MMaDAModelLM, cpu_gemm: str) -> str:
     """Pack the weights for oneDNN where asked and possible; returns the GEMM the forwards use ("onednn" /
     "default"), which the run id and manifest record (the two differ in the last bits of the logits)."""
-    if cpu_gemm not in CPU_GEMMS:
-        raise ValueError(f"cpu_gemm={cpu_gemm!r} is not one of {', '.join(CPU_GEMMS)}")
     return "onednn" if cpu_gemm == "onednn" and model.pack_cpu_weights() else "default"
 
 

@@ -111,3 +111,29 @@ def test_leaderboard_names_the_family(llada_dir, llama_dir, tmp_path):
                         output_dir=str(out), progress=False))
     board = pq.read_table(out / "leaderboard.parquet").to_pandas()
     assert dict(zip(board.model_name, board.model_family)) == {llada_dir.name: "llada", llama_dir.name: "hf-causal"}
+
+
+def test_cpu_gemm_option_is_the_default_on_a_float32_cpu_and_recorded(tmp_path):
+    from mmada_bench.models.smoke import SMOKE_MODEL_DIR
+    from mmada_ref.cpu_gemm import PackedLinear, onednn_linear_available
+
+    if not onednn_linear_available():
+        pytest.skip("this torch build has no usable oneDNN linear operators")
+    packed = resolve_model(str(SMOKE_MODEL_DIR))
+    dense = resolve_model(f"{SMOKE_MODEL_DIR}:cpu_gemm=default")
+    assert (packed.gemm, dense.gemm) == ("onednn", "default")
+    layers = [m for m in packed.model.modules() if isinstance(m, PackedLinear)]
+    assert layers and all(m.is_packed for m in layers)
+    assert not any(m.is_packed for m in dense.model.modules() if isinstance(m, PackedLinear))
+    with pytest.raises(ModelLoadError, match="cpu_gemm"):
+        resolve_model(f"{SMOKE_MODEL_DIR}:cpu_gemm=mkl")
+    ids = {}
+    for spec, gemm in ((str(SMOKE_MODEL_DIR), "onednn"), (f"{SMOKE_MODEL_DIR}:cpu_gemm=default", "default")):
+        out = tmp_path / gemm
+        run(RunSettings(tasks=["gsm8k"], model=spec, data_dir="smoke", limit=1, preset="ci", output_dir=str(out),
+                        progress=False))
+        (manifest_path,) = out.glob("runs/*/manifest.json")
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["model"]["gemm"] == gemm
+        ids[gemm] = manifest["run_id"]
+    assert ids["onednn"] != ids["default"]  # outputs may differ in the last bits: never one run id

@@ -44,6 +44,8 @@ MASK = CONFIG["mask_token_id"]
 def matmul_rates() -> dict:
     """FLOP/s of a 2048 x 2048 float32 matmul on this CPU per GEMM ("default", "onednn")."""
     return _rates(torch.device("cpu"))
+
+
 #: mode -> (our cache setting, Fast-dLLM function, threshold used)
 MODES = {"vanilla": ("none", "generate"), "prefix": ("prefix", "generate_with_prefix_cache"),
          "dual": ("dual", "generate_with_dual_cache")}

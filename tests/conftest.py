@@ -210,7 +210,6 @@ def run_forked():
     return run
 
 
-
 @pytest.fixture(scope="module", params=("default", "onednn"))
 def on_gemm(request):
     """``on_gemm(model)``: the model on one of the two CPU GEMM paths every parity test runs: "default" leaves it as

@@ -58,3 +58,19 @@ def test_no_cycles_and_layers_hold():
     for name in graph:
         if not state.get(name):
             visit(name, [name])
+
+
+#: modules whose import costs seconds of start-up and that a text run never needs (docs/benchmarks/harness_overhead_cpu.md)
+HEAVY_AT_START_UP = ("transformers.modeling_utils", "torchvision", "torch._dynamo")
+
+
+def test_a_text_run_start_up_imports_no_heavy_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom mmada_bench.cli import build_parser\nfrom mmada_bench.models.loader import resolve_model\n"
+            "build_parser()\nresolve_model(None)\n"
+            f"print(','.join(m for m in {HEAVY_AT_START_UP!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "", f"imported at start-up: {done.stdout.strip()}"

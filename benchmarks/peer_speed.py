@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's mmada_ref
-from mmada_bench.profiling.measure import matmul_rates as _rates  # noqa: E402
+from mmada_bench.profiling.measure import matmul_rates  # noqa: E402
 from mmada_ref import KVCache, MMaDAModelLM  # noqa: E402
 from mmada_ref.config import MMaDAConfig  # noqa: E402
 from mmada_ref.sampling import TextSamplerSettings  # noqa: E402
@@ -39,11 +39,6 @@ CONFIG = dict(d_model=512, n_layers=10, n_heads=8, n_kv_heads=8, mlp_hidden_size
               codebook_size=256, num_vq_tokens=256, mask_token_id=15000, bos_token_id=14900,
               eos_token_id=14901, pad_token_id=14901, max_sequence_length=4096)
 MASK = CONFIG["mask_token_id"]
-
-
-def matmul_rates() -> dict:
-    """FLOP/s of a 2048 x 2048 float32 matmul on this CPU per GEMM ("default", "onednn")."""
-    return _rates(torch.device("cpu"))
 
 
 #: mode -> (our cache setting, Fast-dLLM function, threshold used)
@@ -200,7 +195,7 @@ def main(argv=None) -> None:
         args.prompt_length, args.gen_length, args.batch_sizes, args.reps = 64, 64, [1, 2], 1
     torch.set_num_threads(args.threads)
     fd = load_fastdllm(args.fastdllm_dir)
-    rates = matmul_rates()
+    rates = matmul_rates(torch.device("cpu"))  # 2048 x 2048 float32, per GEMM
     peak = max(rates.values())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul GFLOP/s "
           + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in rates.items()), flush=True)
@@ -242,7 +237,7 @@ def main(argv=None) -> None:
     for batch in args.batch_sizes:
         rows.append(_step_row(plain, batch, args, peak))
         print(_line(rows[-1]), flush=True)
-    rows.append({"kind": "matmul_rate_end", "gflops": {k: v / 1e9 for k, v in matmul_rates().items()},
+    rows.append({"kind": "matmul_rate_end", "gflops": {k: v / 1e9 for k, v in matmul_rates(torch.device("cpu")).items()},
                  "gflops_start": {k: v / 1e9 for k, v in rates.items()}})
     print(table(rows))
     if args.json:

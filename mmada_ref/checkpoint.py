@@ -63,7 +63,7 @@ def load_model(cls, path, dtype: Optional[torch.dtype] = None, device=None, conf
     config = config or MMaDAConfig.from_pretrained(folder)
     files = weight_files(folder)
     dtype = _resolve_dtype(dtype)
-    with torch.device("meta"), _initialisers_skipped():
+    with torch.device("meta"), initialisers_skipped():
         model = cls(config)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     state = {}
@@ -85,9 +85,10 @@ _INITIALISERS = ("uniform_", "normal_", "kaiming_uniform_", "kaiming_normal_", "
 
 
 @contextmanager
-def _initialisers_skipped():
-    """Make the parameter initialisers no-ops while a model is built only to receive loaded weights (on the meta
-    device they run through torch's Python references, which import ``torch._dynamo``: ~1.3 s of start-up)."""
+def initialisers_skipped():
+    """Make the parameter initialisers no-ops while a model is built only to receive loaded weights (the LLM and
+    MAGVIT loaders; on the meta device they run through torch's Python references, which import ``torch._dynamo``:
+    ~1.3 s of start-up)."""
     saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
     try:
         for name in _INITIALISERS:

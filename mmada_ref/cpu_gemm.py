@@ -80,6 +80,11 @@ def _onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.T
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
+def gemm_in_use(module: nn.Module) -> str:
+    """"onednn" where any linear layer under ``module`` carries a packed weight, else "default"."""
+    return "onednn" if any(isinstance(m, PackedLinear) and m.is_packed for m in module.modules()) else "default"
+
+
 def pack_linears(module: nn.Module) -> int:
     """Pack every :class:`PackedLinear` under ``module``; returns how many were packed."""
     return sum(layer.pack() for layer in module.modules() if isinstance(layer, PackedLinear))

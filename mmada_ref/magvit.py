@@ -27,6 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .checkpoint import initialisers_skipped
+
 WEIGHTS_NAME = "pytorch_model.safetensors"
 CONFIG_NAME = "magvit_config.json"  # written by save_pretrained, rebuilds any architecture
 FIXTURE_CONFIG_NAME = "tiny_magvit_config.json"  # same schema (official child kwargs)
@@ -337,8 +339,10 @@ class LFQuantizer(nn.Module):
         super().__init__()
         self.cfg = cfg
         dim = cfg.codebook_dim
-        shifts = torch.arange(dim - 1, -1, -1, dtype=torch.long)
-        codes = torch.arange(cfg.codebook_size, dtype=torch.long)
+        # computed on the CPU even inside a meta-device build (a loader's), where the bit operations would run
+        # through torch's Python references; loaded weights replace both buffers anyway
+        shifts = torch.arange(dim - 1, -1, -1, dtype=torch.long, device="cpu")
+        codes = torch.arange(cfg.codebook_size, dtype=torch.long, device="cpu")
         bits = (codes.unsqueeze(1) >> shifts) & 1
         self.register_buffer("embedding", bits.float() * 2 - 1)  # [K, D], entries +-1
         self.register_buffer("power_vals", 2 ** shifts)  # [D], MSB first
@@ -468,7 +472,7 @@ class MAGVITv2(nn.Module):
                         dtype: Optional[torch.dtype] = None) -> "MAGVITv2":
         """Load a folder (or a ``.safetensors`` file) strictly; see :func:`resolve_checkpoint`."""
         weights, resolved_config = resolve_checkpoint(path, config)
-        with torch.device("meta"):
+        with torch.device("meta"), initialisers_skipped():
             model = cls(resolved_config)
         state = load_state_strict(model, weights)
         model.load_state_dict(state, strict=True, assign=True)

@@ -21,6 +21,7 @@ from mmada_bench.models.loader import ModelLoadError
 from mmada_bench.registry import register_model
 from mmada_ref import MMaDAModelLM, SpecialTokens
 from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
+from mmada_ref.cpu_gemm import gemm_in_use
 from mmada_ref.image_processing import load_image, preprocess_images
 from mmada_ref.magvit import MAGVITv2
 from mmada_ref.prompting import Prompting, left_pad
@@ -199,7 +200,9 @@ CPU_GEMMS = ("onednn", "default")
 def _choose_gemm(model: MMaDAModelLM, cpu_gemm: str) -> str:
     """Pack the weights for oneDNN where asked and possible; returns the GEMM the forwards use ("onednn" /
     "default"), which the run id and manifest record (the two differ in the last bits of the logits)."""
-    return "onednn" if cpu_gemm == "onednn" and model.pack_cpu_weights() else "default"
+    if cpu_gemm == "onednn":
+        model.pack_cpu_weights()
+    return gemm_in_use(model)
 
 
 @register_model("mmada")

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from mmada_ref.cpu_gemm import PackedLinear
+from mmada_ref.cpu_gemm import PackedLinear, gemm_in_use
 from mmada_ref.sampling.image import generate_images
 from mmada_ref.sampling.presets import TextSamplerSettings
 from mmada_ref.sampling.text import generate_text
@@ -40,11 +40,6 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return f"{cpu} ({torch.get_num_threads()} threads)"
-
-
-def gemm_in_use(model) -> str:
-    """"onednn" where the model's linear layers carry oneDNN-packed weights (:mod:`mmada_ref.cpu_gemm`), else "default"."""
-    return "onednn" if any(isinstance(m, PackedLinear) and m.is_packed for m in model.modules()) else "default"
 
 
 def measure_matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: Optional[int] = None,

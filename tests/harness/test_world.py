@@ -535,6 +535,12 @@ def test_world_init_model_has_the_joint_token_layout(tmp_path, tokenizer_dir):
     assert (cfg.codebook_size, cfg.num_vq_tokens) == (2 ** 6, 16)
     assert (cfg.bos_token_id, cfg.eos_token_id, cfg.mask_token_id) == (ids.bos, ids.eos, ids.mask)
     assert MAGVITv2.from_pretrained(tmp_path / "model" / "magvitv2").codebook_size == cfg.codebook_size
+    # width-scaled initialisation (the official 0.02 belongs to a 4,096-wide model)
+    d = cfg.d_model
+    assert cfg.init_std == pytest.approx(d ** -0.5) == layout["init_std"]
+    for name, weight in model.state_dict().items():
+        if weight.dim() == 2:
+            assert weight.std().item() == pytest.approx(d ** -0.5, rel=0.1), name
 
 
 def test_t2i_run_metadata_is_scored_with_the_oracle(tmp_path):

@@ -139,3 +139,19 @@ def test_thinking_variant_is_the_app_layout_and_scores_the_answer_after_think(ta
     assert scored["extracted"]["vlmevalkit_mmada"] == "yes" and scored["output"] == output
     unread = score_output(card, output, [], {"answer": "yes"}, None, card.primary("mmada-app-think"))
     assert unread["extracted"]["vlmevalkit_mmada"] != "yes"  # the trace's "no" would decide without the cut
+
+
+def test_set_metrics_read_the_answer_after_think():
+    """POPE's set metric (F1, yes ratio) reads the same text as the per-item metrics: after the last </think>."""
+    from mmada_bench.data.loading import WORLD_DIR
+    from mmada_bench.run.records import set_metric_rows
+
+    settings = RunSettings(tasks=["pope"], data_dir=str(WORLD_DIR), variant="mmada-app-think")
+    plan = plan_task(get_task("pope"), settings)
+    golds = [p.item.doc["answer"].lower() for p in plan.items]
+    records = [{"output": f"<think> top left: red circle yes, top right: empty no </think> {g.capitalize()}"}
+               for g in golds]
+    rows = {(r["metric"], r["filter"]): r["value"] for r in set_metric_rows(plan, records, {}, [])}
+    assert rows[("yes_ratio", "vlmevalkit_mmada")] == pytest.approx(golds.count("yes") / len(golds))
+    if "yes" in golds:
+        assert rows[("f1", "vlmevalkit_mmada")] == pytest.approx(1.0)

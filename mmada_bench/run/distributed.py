@@ -17,6 +17,7 @@ through accelerate's ``PartialState`` (``cpu=True`` for ``--device cpu``: gloo; 
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -100,7 +101,17 @@ def context(device: str = "cpu") -> DistContext:
                            f"launch with torchrun --nproc_per_node N or accelerate launch --multi_gpu --num_processes N")
     _CONTEXT = DistContext(rank=state.process_index, world_size=world, local_rank=state.local_process_index,
                            state=state)
+    atexit.register(_close_process_group)
     return _CONTEXT
+
+
+def _close_process_group() -> None:
+    """Destroy the process group before the interpreter exits (a gloo group left alive can abort the process
+    at exit with "terminate called without an active exception", after every result is written)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def is_main_process() -> bool:

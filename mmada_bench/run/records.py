@@ -76,9 +76,9 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
     if not plan.card.set_metrics:
         return []
     answer_filter = [plan.variant.answer_filter] if plan.variant.answer_filter else []
-    entries = [{"item_id": p.item.item_id, "doc": p.item.doc, "output": apply_chain(answer_filter, r.get("output", ""),
-                                                                                  p.item.doc),
-                "error": r.get("error")} for p, r in zip(plan.items, records)]
+    entries = [{"item_id": p.item.item_id, "doc": p.item.doc, "error": r.get("error"),
+                "output": apply_chain(answer_filter, r.get("output", ""), p.item.doc)}
+               for p, r in zip(plan.items, records)]
     rows = []
     for spec in plan.card.set_metrics:
         try:

@@ -1,6 +1,8 @@
 """Answer-extraction filters: ``filter(text, doc) -> str``, chained in a card's ``filters``."""
 from __future__ import annotations
 
+from typing import Optional
+
 from mmada_bench.registry import FILTERS, register_filter
 from mmada_scoring import gsm8k, mme, pope
 
@@ -60,6 +62,11 @@ for _parser in POPE_PARSERS:
     register_filter(f"pope_{_parser}")(_yes_no_filter(pope, "POPE", _parser))
 for _parser in MME_PARSERS:
     register_filter(f"mme_{_parser}")(_yes_no_filter(mme, "MME", _parser))
+
+
+def answer_part(answer_filter: Optional[str], text: str, doc: dict) -> str:
+    """The text every metric of a variant reads: ``text`` after its ``answer_filter`` (``text`` itself without one)."""
+    return FILTERS.get(answer_filter)(text, doc) if answer_filter else text
 
 
 def apply_chain(chain: list[str], text: str, doc: dict) -> str:

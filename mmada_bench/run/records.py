@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mmada_bench import __version__
 from mmada_bench.metrics import SET_METRICS
-from mmada_bench.metrics.filters import apply_chain
+from mmada_bench.metrics.filters import answer_part
 from mmada_bench.metrics.intervals import mean_with_ci
 from mmada_bench.models.smoke import SMOKE_LABEL
 from mmada_bench.results.environment import (
@@ -75,9 +75,8 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
     as the per-item metrics read it); a failing metric adds its message to ``errors``."""
     if not plan.card.set_metrics:
         return []
-    answer_filter = [plan.variant.answer_filter] if plan.variant.answer_filter else []
     entries = [{"item_id": p.item.item_id, "doc": p.item.doc, "error": r.get("error"),
-                "output": apply_chain(answer_filter, r.get("output", ""), p.item.doc)}
+                "output": answer_part(plan.variant.answer_filter, r.get("output", ""), p.item.doc)}
                for p, r in zip(plan.items, records)]
     rows = []
     for spec in plan.card.set_metrics:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from mmada_bench.cards.schema import TaskCard
 from mmada_bench.metrics import METRICS
-from mmada_bench.metrics.filters import apply_chain
+from mmada_bench.metrics.filters import answer_part, apply_chain
 from mmada_bench.results.leaderboard import upsert_leaderboard, write_items
 from mmada_bench.run.records import (
     common_row_fields,
@@ -33,7 +33,7 @@ def score_output(card: TaskCard, raw: str, stop: list[str], doc: dict, error: Op
     if error is None and not output.strip():
         error = (f"{EMPTY_GENERATION}: the model returned no text before a stop string (check the preset's "
                  "gen_length and the stops)")
-    answer_text = apply_chain([answer_filter], output, doc) if answer_filter else output
+    answer_text = answer_part(answer_filter, output, doc)
     extracted, scores = {}, {}
     for metric in card.metrics:
         key = f"{metric.name}/{metric.filter}"

@@ -14,6 +14,8 @@
               train the world CLIP (open_clip folder for run --clip-dir, or a model folder's clip/)
     score-t2i METADATA.jsonl              world-oracle GenEval-style score of a harness t2i run's images
     oracle    IMAGE... [--prompt P]       world-oracle detections of images (and the prompt score)
+    code-probe --magvit DIR [--n-train N --n-test M --steps S]
+              held-out shape / colour accuracy of small classifiers on one cell's MAGVIT codes (code_probe.py)
 """
 from __future__ import annotations
 
@@ -98,6 +100,16 @@ def _oracle(args) -> int:
     return 0
 
 
+def _code_probe(args) -> int:
+    from .code_probe import code_readability
+
+    if not (Path(args.magvit) / "magvit_config.json").is_file():
+        print(f"error: --magvit {args.magvit}: no magvit_config.json (a world MAGVIT folder)", file=sys.stderr)
+        return 2
+    print(json.dumps(code_readability(args.magvit, args.n_train, args.n_test, args.steps), indent=1))
+    return 0
+
+
 def _build(args) -> int:
     from .pipeline import STEP_NAMES, Build, clean
 
@@ -163,6 +175,11 @@ def main(argv=None) -> int:
     o = sub.add_parser("oracle", help="detect world objects in images")
     o.add_argument("images", nargs="+")
     o.add_argument("--prompt", default=None)
+    cp = sub.add_parser("code-probe", help="how readable shape / colour are from one cell's MAGVIT codes")
+    cp.add_argument("--magvit", required=True, help="world MAGVIT-v2 folder")
+    cp.add_argument("--n-train", type=int, default=6000, help="train-split scenes the classifiers are fitted on")
+    cp.add_argument("--n-test", type=int, default=1000, help="world-split scenes they are scored on")
+    cp.add_argument("--steps", type=int, default=1500)
     args = parser.parse_args(argv)
     if args.command == "build":
         return _build(args)
@@ -180,4 +197,6 @@ def main(argv=None) -> int:
         return _init_model(args)
     if args.command == "clip":
         return _clip(args)
+    if args.command == "code-probe":
+        return _code_probe(args)
     return _oracle(args)

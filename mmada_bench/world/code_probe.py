@@ -54,10 +54,11 @@ def fit_probe(kind: str, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor,
               steps: int = 1500, batch: int = 256, lr: float = 3e-3, seed: int = 0) -> dict:
     """Fit one classifier (Adam, cross-entropy) on ``x -> y``; ``{"train", "test", "chance"}`` accuracies."""
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     vocab = int(max(x.max(), x_test.max())) + 1
     n_classes = int(max(y.max(), y_test.max())) + 1
-    model = _classifier(kind, vocab, x.shape[1], n_classes)
+    with torch.random.fork_rng():  # seeded initialisation without touching the caller's random state
+        torch.manual_seed(seed)
+        model = _classifier(kind, vocab, x.shape[1], n_classes)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=generator)

@@ -43,3 +43,11 @@ def test_probe_reads_a_label_the_codes_carry_and_not_one_they_do_not(kind):
     bad = fit_probe(kind, x[:600], unrelated[:600], x[600:], unrelated[600:], steps=300)
     assert good["test"] > 0.95
     assert bad["test"] < bad["chance"] + 0.1
+
+
+def test_code_probe_cli_refuses_a_folder_without_a_magvit(tmp_path, capsys):
+    from mmada_bench.world.cli import main
+
+    assert main(["code-probe", "--magvit", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --magvit") and "magvit_config.json" in err and "\n" not in err

@@ -101,10 +101,12 @@ def _oracle(args) -> int:
 
 
 def _code_probe(args) -> int:
+    from mmada_ref.magvit import CONFIG_NAME
+
     from .code_probe import code_readability
 
-    if not (Path(args.magvit) / "magvit_config.json").is_file():
-        print(f"error: --magvit {args.magvit}: no magvit_config.json (a world MAGVIT folder)", file=sys.stderr)
+    if not (Path(args.magvit) / CONFIG_NAME).is_file():
+        print(f"error: --magvit {args.magvit}: no {CONFIG_NAME} (a world MAGVIT folder)", file=sys.stderr)
         return 2
     print(json.dumps(code_readability(args.magvit, args.n_train, args.n_test, args.steps), indent=1))
     return 0

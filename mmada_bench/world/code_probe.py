@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .scene import CANVAS, CELLS, COLOURS, SHAPES, Scene
+from .scene import CANVAS, CELLS, COLOURS, SHAPES, Scene, draw
 
 ATTRIBUTES = {"shape": SHAPES, "colour": tuple(COLOURS)}
 PROBE_KINDS = ("mlp", "bag")
@@ -77,7 +77,6 @@ def code_readability(magvit_dir, n_train: int = 6000, n_test: int = 1000, steps:
     """Held-out accuracy of each probe kind for shape and colour from the codes of ``magvit_dir``."""
     from mmada_ref.magvit import MAGVITv2
 
-    from .scene import draw
     from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED, EVAL_SPLIT, TRAIN_SPLIT
     from .train_magvit import to_pixels, world_scenes
 

@@ -101,14 +101,17 @@ def _oracle(args) -> int:
 
 
 def _code_probe(args) -> int:
-    from mmada_ref.magvit import CONFIG_NAME
+    from mmada_ref.magvit import CONFIG_NAME, MAGVITLoadError
 
     from .code_probe import code_readability
 
-    if not (Path(args.magvit) / CONFIG_NAME).is_file():
-        print(f"error: --magvit {args.magvit}: no {CONFIG_NAME} (a world MAGVIT folder)", file=sys.stderr)
+    try:
+        report = code_readability(args.magvit, args.n_train, args.n_test, args.steps)
+    except (FileNotFoundError, MAGVITLoadError) as exc:
+        print(f"error: --magvit {args.magvit} is not a world MAGVIT folder ({CONFIG_NAME} + weights): {exc}",
+              file=sys.stderr)
         return 2
-    print(json.dumps(code_readability(args.magvit, args.n_train, args.n_test, args.steps), indent=1))
+    print(json.dumps(report, indent=1))
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .scene import CANVAS, CELLS, COLOURS, SHAPES, Scene, draw
+from .scene import CANVAS, CELLS, COLOURS, SHAPES, Scene
 
 ATTRIBUTES = {"shape": SHAPES, "colour": tuple(COLOURS)}
 PROBE_KINDS = ("mlp", "bag")
@@ -78,18 +78,12 @@ def code_readability(magvit_dir, n_train: int = 6000, n_test: int = 1000, steps:
     from mmada_ref.magvit import MAGVITv2
 
     from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED, EVAL_SPLIT, TRAIN_SPLIT
-    from .train_magvit import to_pixels, world_scenes
+    from .train_magvit import scene_codes, world_scenes
 
     vq = MAGVITv2.from_pretrained(str(magvit_dir)).eval()
-
-    def encode(scenes):
-        with torch.no_grad():
-            return torch.cat([vq.get_code(to_pixels([draw(s) for s in scenes[i:i + 256]]))
-                              for i in range(0, len(scenes), 256)])
-
     train = world_scenes(n_train, TRAIN_SPLIT, DEFAULT_TRAIN_SEED, stream="code_probe")
     test = world_scenes(n_test, EVAL_SPLIT, DEFAULT_EVAL_SEED, stream="code_probe")
-    (x, y), (x_test, y_test) = cell_examples(train, encode(train)), cell_examples(test, encode(test))
+    (x, y), (x_test, y_test) = cell_examples(train, scene_codes(vq, train)), cell_examples(test, scene_codes(vq, test))
     report = {"cells": {"train": len(x), "test": len(x_test)}, "codes_per_cell": int(x.shape[1])}
     for attribute in ATTRIBUTES:
         report[attribute] = {kind: fit_probe(kind, x, y[attribute], x_test, y_test[attribute], steps=steps, seed=seed)

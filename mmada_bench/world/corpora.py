@@ -151,20 +151,15 @@ STAGE_FILES = {
 
 def encode_images(images: ImageStore, magvit_dir: str | Path, batch: int = 256) -> dict:
     """MAGVIT codes of every saved image: ``{path: [codes]}``."""
-    import torch
-
     from mmada_ref.magvit import MAGVITv2
 
-    from .train_magvit import to_pixels
+    from .train_magvit import scene_codes
 
     vq = MAGVITv2.from_pretrained(magvit_dir).eval()
-    codes = {}
-    with torch.no_grad():
-        for start in range(0, len(images.saved), batch):
-            chunk = images.saved[start:start + batch]
-            ids = vq.get_code(to_pixels([draw(scene) for _, scene in chunk]))
-            codes.update({path: row for (path, _), row in zip(chunk, ids.tolist())})
-    return codes
+    if not images.saved:
+        return {}
+    ids = scene_codes(vq, [scene for _, scene in images.saved], batch)
+    return {path: row for (path, _), row in zip(images.saved, ids.tolist())}
 
 
 def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000,

@@ -58,6 +58,13 @@ def to_pixels(images) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
+def scene_codes(model: MAGVITv2, scenes: list, batch: int = 256) -> torch.Tensor:
+    """``[len(scenes), codes per image]`` MAGVIT codes of the drawn ``scenes`` (no grad, ``batch`` at a time)."""
+    with torch.no_grad():
+        return torch.cat([model.get_code(to_pixels([draw(s) for s in scenes[i:i + batch]]))
+                          for i in range(0, len(scenes), batch)])
+
+
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
     """``[B, 3, H, W]`` in [-1, 1] -> ``[B, H, W, 3]`` uint8 (official ``clamp((x+1)/2)*255``, truncated)."""
     x = ((pixels.clamp(-1, 1) + 1) / 2 * 255).permute(0, 2, 3, 1)

@@ -36,6 +36,7 @@ class Scale:
     tokenizer_rounds: int = 2000
     vocab: int = 640
     magvit_minutes: float = 12.0
+    magvit_semantic_weight: float = 0.1  # each code names its patch's colour and shape (train_magvit docstring)
     d_model: int = 192
     layers: int = 6
     heads: int = 6
@@ -82,7 +83,8 @@ class Build:
         from .train_magvit import main as train_magvit
 
         train_magvit(["--out", str(self.out / "magvit"), "--minutes", str(self.scale.magvit_minutes),
-                      "--threads", "2", "--heldout-images", str(max(50, self.scale.eval_n))])
+                      "--threads", "2", "--heldout-images", str(max(50, self.scale.eval_n)),
+                      "--semantic-weight", str(self.scale.magvit_semantic_weight)])
 
     def data(self) -> None:
         from .corpora import write_corpora

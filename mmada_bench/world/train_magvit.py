@@ -6,10 +6,16 @@ Model: :class:`mmada_ref.magvit.MAGVITv2` with a config in the layout of
 ``mmada_bench/assets/mmada-smoke/magvitv2/magvit_config.json`` (``--levels 3`` -> factor 4 -> 8 x 8 codes
 for 32 px; ``--levels 4`` -> 4 x 4). Loss: L1 + MSE reconstruction (pixels in [-1, 1]) + the LFQ
 commitment and entropy losses. ``code_colour_purity`` (held-out metric) says how far each code names its patch's
-colour: ~0.50 here, the decoder reads colour partly from neighbouring codes (one "filled interior" code serves
-red, yellow and green shapes). Training images come from the ``train`` split seeds, held-out images from the
+colour: ~0.50 with the plain losses, whose decoder reads colour partly from neighbouring codes (one "filled
+interior" code serves red, yellow and green shapes); 1.0 with ``--semantic-weight`` (below). Training images come from the ``train`` split seeds, held-out images from the
 ``world`` split (see :mod:`mmada_bench.world.seeds`). Writes ``magvit_config.json`` +
 ``pytorch_model.safetensors`` (official layout) and ``metrics.json`` (PSNR, code usage, oracle rate, purity).
+
+``--semantic-weight W`` (a world-recipe choice, not part of MAGVIT-v2) adds, during training only, two linear
+read-outs of each quantised code (10 signs -> the colour of its 4 x 4 patch, and -> the shape of the object in
+that patch), cross-entropy times ``W``. They make every code name its patch's colour and its object's shape, so
+the transformer can read an object from any one of its codes; the read-outs are discarded, the saved folder is
+a plain MAGVIT-v2. ``code_shape_purity`` measures the shape half as ``code_colour_purity`` the colour.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import torch.nn.functional as F
 from mmada_ref.magvit import CoderConfig, MAGVITConfig, MAGVITv2, QuantizerConfig
 
 from .oracle import classify_pixels, scene_found
-from .scene import CANVAS, draw, sample_scene
+from .scene import CANVAS, CELL, CELLS, COLOURS, SHAPES, draw, sample_scene
 from .seeds import (
     DEFAULT_EVAL_SEED,
     DEFAULT_TRAIN_SEED,
@@ -56,6 +62,22 @@ def to_pixels(images) -> torch.Tensor:
     """PIL images -> ``[B, 3, H, W]`` float in [-1, 1]."""
     arr = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1.0
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def patch_labels(scenes: list, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B, side, side], [B, side, side])`` long: each code patch's colour (0 background, 1.. the oracle's
+    palette order) and the shape of the object covering it (0 none, 1.. :data:`SHAPES` order)."""
+    pixels = np.stack([classify_pixels(draw(s)) for s in scenes])
+    f = CANVAS // side
+    colour = pixels.reshape(len(scenes), side, f, side, f).max(axis=(2, 4))
+    shape = np.zeros_like(colour)
+    per_cell = CELL // f
+    for i, scene in enumerate(scenes):
+        for o in scene.objects:
+            x0, y0 = (c // f for c in CELLS[o.cell])
+            cell = colour[i, y0:y0 + per_cell, x0:x0 + per_cell]
+            shape[i, y0:y0 + per_cell, x0:x0 + per_cell][cell > 0] = SHAPES.index(o.shape) + 1
+    return torch.from_numpy(colour).long(), torch.from_numpy(shape).long()
 
 
 def scene_codes(model: MAGVITv2, scenes: list, batch: int = 256) -> torch.Tensor:
@@ -108,47 +130,60 @@ def evaluate(model: MAGVITv2, scenes: list, batch: int = 128) -> dict:
             "codes_used": int((counts > 0).sum()), "codebook_size": model.codebook_size,
             "code_usage": float((counts > 0).float().mean()), "code_perplexity": math.exp(entropy),
             "oracle_found_rate": float(np.mean(found)), "tokens_per_image": int(codes.shape[1]),
-            "code_colour_purity": colour_purity(originals, codes)}
+            **code_purities(scenes, codes)}
 
 
-def colour_purity(originals: np.ndarray, codes: torch.Tensor) -> float:
-    """Share of coloured patches whose code is one that (in these images) mostly sits on that patch's colour.
-
-    1.0 means every code names its patch's colour; a code shared by shapes of different colours lowers it."""
-    n, side = codes.shape[0], int(round(codes.shape[1] ** 0.5))
-    f = originals.shape[1] // side
-    labels = np.stack([classify_pixels(im) for im in originals])  # 0 background, 1.. colours
-    patches = labels.reshape(n, side, f, side, f).transpose(0, 1, 3, 2, 4).reshape(n, side * side, f * f)
-    coloured = patches.max(-1)  # a patch holds one colour (one shape per cell) or none
-    flat_codes, flat_colour = codes.reshape(-1).numpy(), coloured.reshape(-1)
-    keep = flat_colour > 0
-    if not keep.any():
-        return float("nan")
-    table = np.zeros((int(flat_codes.max()) + 1, int(labels.max()) + 1), dtype=np.int64)
-    np.add.at(table, (flat_codes[keep], flat_colour[keep]), 1)
-    return float(table.max(-1).sum() / keep.sum())
+def code_purities(scenes: list, codes: torch.Tensor) -> dict:
+    """``code_colour_purity`` / ``code_shape_purity``: share of an object's patches whose code is one that (in
+    these images) mostly sits on that patch's colour / object shape. 1.0 means every code names it."""
+    side = int(round(codes.shape[1] ** 0.5))
+    colour, shape = patch_labels(scenes, side)
+    flat_codes, keep = codes.reshape(-1).numpy(), colour.reshape(-1).numpy() > 0
+    out = {}
+    for name, labels in (("colour", colour), ("shape", shape)):
+        flat = labels.reshape(-1).numpy()
+        if not keep.any():
+            out[f"code_{name}_purity"] = float("nan")
+            continue
+        table = np.zeros((int(flat_codes.max()) + 1, int(flat.max()) + 1), dtype=np.int64)
+        np.add.at(table, (flat_codes[keep], flat[keep]), 1)
+        out[f"code_{name}_purity"] = float(table.max(-1).sum() / keep.sum())
+    return out
 
 
 def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, batch: int, lr: float,
-          train_images: int, heldout_images: int, seed: int, log_every: int = 50) -> dict:
-    """Train until the time budget is spent, then save the model and its held-out metrics."""
+          train_images: int, heldout_images: int, seed: int, log_every: int = 50,
+          semantic_weight: float = 0.0) -> dict:
+    """Train until the time budget is spent, then save the model and its held-out metrics
+    (``semantic_weight``: the code read-out loss of the module docstring; 0 = plain MAGVIT-v2 training)."""
     torch.manual_seed(seed)
     config = world_config(levels, ch, codebook_dim)
     model = MAGVITv2(config)
-    pixels = to_pixels([draw(s) for s in world_scenes(train_images, TRAIN_SPLIT, DEFAULT_TRAIN_SEED + seed)])
+    scenes = world_scenes(train_images, TRAIN_SPLIT, DEFAULT_TRAIN_SEED + seed)
+    pixels = to_pixels([draw(s) for s in scenes])
+    colour_labels, shape_labels = patch_labels(scenes, CANVAS // 2 ** (levels - 1))
+    readout = torch.nn.Conv2d(codebook_dim, 1 + len(COLOURS) + 1 + len(SHAPES), 1)  # colour | shape logits
     heldout = world_scenes(heldout_images, EVAL_SPLIT, DEFAULT_EVAL_SEED)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99))
+    params = list(model.parameters()) + (list(readout.parameters()) if semantic_weight > 0 else [])
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
     budget, start, step, log = minutes * 60.0, time.time(), 0, []
     gen = torch.Generator().manual_seed(seed)
     while time.time() - start < budget:
         frac = min((time.time() - start) / budget, 1.0)
         for group in opt.param_groups:  # cosine decay over the time budget, 2 % warm-up
             group["lr"] = lr * min(1.0, frac / 0.02 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
-        x = pixels[torch.randint(len(pixels), (batch,), generator=gen)]
+        pick = torch.randint(len(pixels), (batch,), generator=gen)
+        x = pixels[pick]
         q = model.quantize(model.encode_z(x))
         recon = model.decoder(q["z"])
         rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
         loss = rec + q["quantizer_loss"] + q["entropy_loss"]
+        if semantic_weight > 0:
+            logits = readout(q["z"])
+            n_colour = 1 + len(COLOURS)
+            semantic = (F.cross_entropy(logits[:, :n_colour], colour_labels[pick])
+                        + F.cross_entropy(logits[:, n_colour:], shape_labels[pick]))
+            loss = loss + semantic_weight * semantic
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -156,12 +191,14 @@ def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, ba
         step += 1
         if step % log_every == 0:
             row = {"step": step, "seconds": round(time.time() - start, 1), "loss": loss.item(),
-                   "recon": rec.item(), "lr": opt.param_groups[0]["lr"]}
+                   "recon": rec.item(), "lr": opt.param_groups[0]["lr"],
+                   **({"semantic": semantic.item()} if semantic_weight > 0 else {})}
             log.append(row)
             print(json.dumps(row), flush=True)
     seconds = time.time() - start
     model.eval().save_pretrained(out)
     metrics = {"train_seconds": round(seconds, 1), "steps": step, "batch": batch, "train_images": train_images,
+               "semantic_weight": semantic_weight,
                "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in model.parameters()),
                "heldout": evaluate(model, heldout),
                "heldout_jitter0": evaluate(model, _rejitter(heldout, 0)),
@@ -213,6 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--heldout-images", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--semantic-weight", type=float, default=0.0,
+                   help="weight of the code read-out loss (each code names its patch's colour and shape); 0 = off")
     p.add_argument("--eval-only", action="store_true", help="evaluate the MAGVIT already in --out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -220,7 +259,7 @@ def main(argv=None) -> int:
         print(json.dumps(evaluate_folder(args.out, args.heldout_images), indent=1))
         return 0
     metrics = train(args.out, args.minutes, args.levels, args.ch, args.codebook_dim, args.batch, args.lr,
-                    args.train_images, args.heldout_images, args.seed)
+                    args.train_images, args.heldout_images, args.seed, semantic_weight=args.semantic_weight)
     print(json.dumps({k: v for k, v in metrics.items() if k != "log"}, indent=1))
     return 0
 

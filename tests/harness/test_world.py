@@ -405,21 +405,45 @@ def test_grounding_rows_name_what_the_oracle_sees_in_each_cell(tmp_path):
         assert row["question"] == L.CELL_LISTING_QUESTION and row["chat_eot"] == "<eot_id>"
 
 
-def test_code_colour_purity_drops_when_one_code_serves_two_colours():
+def test_patch_labels_name_each_coloured_patch_and_its_object():
+    from mmada_bench.world.oracle import PALETTE_NAMES
+    from mmada_bench.world.scene import CELLS, SHAPES
+    from mmada_bench.world.train_magvit import patch_labels
+
+    objects = (WorldObject("green", "triangle", "top right", size=(12, 10)),
+               WorldObject("blue", "circle", "bottom left", size=(11, 11)))
+    side, f = 8, 4
+    colour, shape = patch_labels([Scene(objects)], side)
+    pixels = np.asarray(draw(Scene(objects)))
+    for y in range(side):
+        for x in range(side):
+            coloured = pixels[y * f:(y + 1) * f, x * f:(x + 1) * f].min(-1).min() < 250
+            assert (colour[0, y, x] > 0) == coloured and (shape[0, y, x] > 0) == coloured
+    for o in objects:
+        x0, y0 = (c // f for c in CELLS[o.cell])
+        cell_colour = colour[0, y0:y0 + 4, x0:x0 + 4]
+        cell_shape = shape[0, y0:y0 + 4, x0:x0 + 4]
+        assert set(cell_colour[cell_colour > 0].tolist()) == {PALETTE_NAMES.index(o.colour)}
+        assert set(cell_shape[cell_shape > 0].tolist()) == {SHAPES.index(o.shape) + 1}
+
+
+def test_code_purities_drop_when_one_code_serves_two_colours_or_two_shapes():
     import torch
 
-    from mmada_bench.world.train_magvit import colour_purity
+    from mmada_bench.world.train_magvit import code_purities, patch_labels
 
-    red = WorldObject("red", "square", "top left", size=(10, 10))
-    blue = WorldObject("blue", "square", "top left", size=(10, 10))
-    originals = np.stack([np.asarray(draw(Scene((o,)))) for o in (red, blue)])
-    side = 8
-    patch_is_coloured = [any(np.asarray(draw(Scene((red,))))[y * 4:(y + 1) * 4, x * 4:(x + 1) * 4].min(-1).ravel() < 250)
-                         for y in range(side) for x in range(side)]
-    own = torch.tensor([[1 + i if c else 0 for c in patch_is_coloured] for i in range(2)])
-    shared = torch.tensor([[1 if c else 0 for c in patch_is_coloured]] * 2)
-    assert colour_purity(originals, own) == 1.0
-    assert colour_purity(originals, shared) == pytest.approx(0.5)
+    def codes(scenes, shared: bool):
+        colour, _ = patch_labels(scenes, 8)
+        return torch.stack([(c.reshape(-1) > 0).long() * (1 if shared else 1 + i) for i, c in enumerate(colour)])
+
+    two_colours = [Scene((WorldObject(c, "square", "top left", size=(10, 10)),)) for c in ("red", "blue")]
+    assert code_purities(two_colours, codes(two_colours, shared=False))["code_colour_purity"] == 1.0
+    assert code_purities(two_colours, codes(two_colours, shared=True))["code_colour_purity"] == pytest.approx(0.5)
+    assert code_purities(two_colours, codes(two_colours, shared=True))["code_shape_purity"] == 1.0
+    two_shapes = [Scene((WorldObject("red", s, "top left", size=(11, 11)),)) for s in ("square", "triangle")]
+    assert code_purities(two_shapes, codes(two_shapes, shared=False))["code_shape_purity"] == 1.0
+    assert code_purities(two_shapes, codes(two_shapes, shared=True))["code_shape_purity"] < 0.8
+    assert code_purities(two_shapes, codes(two_shapes, shared=True))["code_colour_purity"] == 1.0
 
 
 @pytest.mark.parametrize("task", ["pope", "mme", "flickr30k", "gsm8k", "math500"])

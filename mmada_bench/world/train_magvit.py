@@ -7,9 +7,10 @@ Model: :class:`mmada_ref.magvit.MAGVITv2` with a config in the layout of
 for 32 px; ``--levels 4`` -> 4 x 4). Loss: L1 + MSE reconstruction (pixels in [-1, 1]) + the LFQ
 commitment and entropy losses. ``code_colour_purity`` (held-out metric) says how far each code names its patch's
 colour: ~0.50 with the plain losses, whose decoder reads colour partly from neighbouring codes (one "filled
-interior" code serves red, yellow and green shapes); 1.0 with ``--semantic-weight`` (below). Training images come from the ``train`` split seeds, held-out images from the
-``world`` split (see :mod:`mmada_bench.world.seeds`). Writes ``magvit_config.json`` +
-``pytorch_model.safetensors`` (official layout) and ``metrics.json`` (PSNR, code usage, oracle rate, purity).
+interior" code serves red, yellow and green shapes); 1.0 with ``--semantic-weight`` (below). Training images
+come from the ``train`` split seeds, held-out images from the ``world`` split (see :mod:`mmada_bench.world.seeds`).
+Writes ``magvit_config.json`` + ``pytorch_model.safetensors`` (official layout) and ``metrics.json`` (PSNR, code
+usage, oracle rate, purities).
 
 ``--semantic-weight W`` (a world-recipe choice, not part of MAGVIT-v2) adds, during training only, two linear
 read-outs of each quantised code (10 signs -> the colour of its 4 x 4 patch, and -> the shape of the object in

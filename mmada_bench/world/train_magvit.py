@@ -162,10 +162,12 @@ def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, ba
     model = MAGVITv2(config)
     scenes = world_scenes(train_images, TRAIN_SPLIT, DEFAULT_TRAIN_SEED + seed)
     pixels = to_pixels([draw(s) for s in scenes])
-    colour_labels, shape_labels = patch_labels(scenes, CANVAS // 2 ** (levels - 1))
-    readout = torch.nn.Conv2d(codebook_dim, 1 + len(COLOURS) + 1 + len(SHAPES), 1)  # colour | shape logits
+    params = list(model.parameters())
+    if semantic_weight > 0:
+        colour_labels, shape_labels = patch_labels(scenes, CANVAS // 2 ** (levels - 1))
+        readout = torch.nn.Conv2d(codebook_dim, 1 + len(COLOURS) + 1 + len(SHAPES), 1)  # colour | shape logits
+        params += list(readout.parameters())
     heldout = world_scenes(heldout_images, EVAL_SPLIT, DEFAULT_EVAL_SEED)
-    params = list(model.parameters()) + (list(readout.parameters()) if semantic_weight > 0 else [])
     opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
     budget, start, step, log = minutes * 60.0, time.time(), 0, []
     gen = torch.Generator().manual_seed(seed)

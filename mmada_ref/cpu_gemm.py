@@ -12,11 +12,17 @@ parameters, so checkpoints and state dicts are unchanged.
 autograd off, a float32 CPU input, eager mode, and the weight unchanged since :meth:`PackedLinear.pack`
 (same storage and version counter). Anything else (training, another device or dtype, code traced by
 ``torch.compile``, weights edited after packing) runs ``F.linear`` on the dense weight as before.
+
+Layers that read the same input (a block's q / k / v, the MLP's gate / up) can be packed together
+(:func:`pack_group`): their weights, concatenated by rows, become one packed product whose output
+:func:`grouped_linear` splits back. Each output column is the same dot product as in the separate
+products, so the results are bitwise those of the separate packed layers; fewer, wider products
+stream the weights better at a sampler's row counts.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +50,7 @@ class PackedLinear(nn.Linear):
 
     _packed: Optional[torch.Tensor] = None
     _packed_key: tuple = ()
+    _group: Optional["PackedGroup"] = None
 
     def pack(self) -> bool:
         """Reorder the weight into oneDNN's layout (an extra copy of it); False where that cannot apply."""
@@ -53,27 +60,75 @@ class PackedLinear(nn.Linear):
             return False
         with torch.no_grad():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), PACK_ROWS_HINT)
-        self._packed_key = self._weight_key()
+        self._packed_key, self._group = self._weight_key(), None
         return True
 
     def unpack(self) -> None:
-        """Drop the packed copy (forwards use the dense weight)."""
-        self._packed, self._packed_key = None, ()
+        """Drop the packed copy and any group (forwards use the dense weight)."""
+        self._packed, self._packed_key, self._group = None, (), None
 
     @property
     def is_packed(self) -> bool:
-        return self._packed is not None
+        """True where this layer's products run on a oneDNN-packed weight (its own or its group's)."""
+        return self._packed is not None or self._group is not None
 
     def _weight_key(self) -> tuple:
         return self.weight.data_ptr(), self.weight._version, tuple(self.weight.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         packed = self._packed
-        if (packed is not None and not torch.is_grad_enabled() and x.dtype == torch.float32
-                and x.device.type == "cpu" and not torch.compiler.is_compiling()
-                and self._weight_key() == self._packed_key):
+        if packed is not None and _packed_path_applies(x) and self._weight_key() == self._packed_key:
             return _onednn_linear(x, packed, self.bias)
         return F.linear(x, self.weight, self.bias)
+
+
+class PackedGroup:
+    """One packed product standing for several bias-free :class:`PackedLinear` layers of the same input."""
+
+    def __init__(self, layers: Sequence[PackedLinear]):
+        self.layers = tuple(layers)
+        self.sizes = [layer.out_features for layer in self.layers]
+        with torch.no_grad():
+            weight = torch.cat([layer.weight.detach() for layer in self.layers])
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, PACK_ROWS_HINT)
+        self.keys = tuple(layer._weight_key() for layer in self.layers)
+
+    def applies(self, layers: Sequence[PackedLinear], x: torch.Tensor) -> bool:
+        """True where the packed product is valid for ``layers`` on ``x`` (same layers, weights unchanged)."""
+        return (len(layers) == len(self.layers) and all(a is b for a, b in zip(layers, self.layers))
+                and _packed_path_applies(x) and tuple(layer._weight_key() for layer in layers) == self.keys)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return _onednn_linear(x, self.packed, None).split(self.sizes, dim=-1)
+
+
+def pack_group(layers: Sequence[PackedLinear]) -> bool:
+    """Pack ``layers`` (same input features, no bias) as one product; their own packed copies are dropped.
+    False (nothing changed) where any of them cannot be packed."""
+    if len({layer.in_features for layer in layers}) != 1 or any(layer.bias is not None for layer in layers):
+        return False
+    if not all(layer.is_packed or layer.pack() for layer in layers):
+        return False
+    group = PackedGroup(layers)
+    for layer in layers:
+        layer.unpack()
+        layer._group = group
+    return True
+
+
+def grouped_linear(layers: Sequence[PackedLinear], x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tuple(layer(x) for layer in layers)``: one packed product where the layers were packed together
+    (:func:`pack_group`) and that product applies, the layers one by one otherwise."""
+    group = layers[0]._group
+    if group is not None and group.applies(layers, x):
+        return group(x)
+    return tuple(layer(x) for layer in layers)
+
+
+def _packed_path_applies(x: torch.Tensor) -> bool:
+    """The packed weights serve no-grad, eager, float32 CPU forwards only."""
+    return (not torch.is_grad_enabled() and x.dtype == torch.float32 and x.device.type == "cpu"
+            and not torch.compiler.is_compiling())
 
 
 def _onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:

@@ -36,7 +36,7 @@ from transformers.utils import ModelOutput
 
 from .checkpoint import load_model, save_model
 from .config import MMaDAConfig
-from .cpu_gemm import PackedLinear, pack_linears, unpack_linears
+from .cpu_gemm import PackedLinear, grouped_linear, pack_group, pack_linears, unpack_linears
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,15 +177,18 @@ class Block(nn.Module):
 
     def forward(self, x, sin, cos, key_mask, layer=0, kv_cache=None, cache_write=False, cache_start=None):
         x = x + self.attention(self.attn_norm(x), sin, cos, key_mask, layer, kv_cache, cache_write, cache_start)
-        h = self.ff_norm(x)
-        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
+        gate, up = grouped_linear((self.ff_proj, self.up_proj), self.ff_norm(x))
+        if torch.is_grad_enabled():
+            return x + self.ff_out(F.silu(gate) * up)
+        return x + self.ff_out(F.silu(gate, inplace=True).mul_(up))  # same values, two fewer buffers
 
     def attention(self, h, sin, cos, key_mask, layer, kv_cache, cache_write, cache_start):
         """Bidirectional grouped-query attention with RoPE; reads/writes ``kv_cache`` when given."""
         B, L, _ = h.shape
-        q = self.q_proj(h).view(B, L, self.n_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(h).view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(h).view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = grouped_linear((self.q_proj, self.k_proj, self.v_proj), h)
+        q = q.view(B, L, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, sin, cos), apply_rope(k, sin, cos)
         if kv_cache is not None and cache_write:
             kv_cache.write(layer, k, v)
@@ -375,8 +378,13 @@ class MMaDAModelLM(nn.Module):
     def pack_cpu_weights(self) -> int:
         """Give every linear layer a oneDNN-prepacked copy of its weight for no-grad float32 CPU forwards
         (:mod:`mmada_ref.cpu_gemm`; an extra copy of the linear weights). Returns the number packed: 0 on
-        another device / dtype or without oneDNN. Weights edited later fall back to the dense path."""
-        return pack_linears(self)
+        another device / dtype or without oneDNN. Weights edited later fall back to the dense path.
+        Each block's q / k / v and gate / up are packed as one product each (:func:`~.cpu_gemm.pack_group`)."""
+        packed = pack_linears(self)
+        for block in self.transformer.blocks:
+            pack_group((block.q_proj, block.k_proj, block.v_proj))
+            pack_group((block.ff_proj, block.up_proj))
+        return packed
 
     def unpack_cpu_weights(self) -> None:
         """Drop the packed copies of :meth:`pack_cpu_weights` (forwards use MKL / the default GEMM again)."""

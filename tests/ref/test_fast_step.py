@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from mmada_ref import KVCache, MMaDAModelLM, cpu_gemm, modeling
 from mmada_ref.config import tiny_config
-from mmada_ref.cpu_gemm import PackedLinear, onednn_linear_available
+from mmada_ref.cpu_gemm import PackedLinear, grouped_linear, onednn_linear_available, pack_group
 from mmada_ref.modeling import grouped_attention, prepare_attention_mask, rope_sin_cos
 from mmada_ref.sampling import TextSamplerSettings
 from mmada_ref.sampling.text import _propose, generate_text
@@ -174,8 +174,35 @@ def test_packed_model_uses_onednn_and_stays_close_to_the_dense_path(monkeypatch)
     ids = _ids()
     with torch.no_grad():
         a, b = dense(ids).logits, packed(ids).logits
-    assert len(calls) == n_linear
+    assert len(calls) == n_linear - 3 * packed.config.n_layers  # q/k/v and gate/up run as one product each
     assert torch.allclose(a, b, atol=1e-5)
+
+
+@needs_onednn
+def test_grouped_product_equals_the_separate_packed_layers():
+    torch.manual_seed(0)
+    layers = [PackedLinear(16, n, bias=False) for n in (24, 8, 8)]
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        for layer in layers:
+            layer.pack()
+        separate = [layer(x) for layer in layers]
+        assert pack_group(layers) and all(layer.is_packed for layer in layers)
+        grouped = grouped_linear(layers, x)
+        assert all(torch.equal(g, s) for g, s in zip(grouped, separate))  # bitwise, not just close
+        assert [g.shape[-1] for g in grouped] == [24, 8, 8]
+        layers[1].weight.mul_(2)  # an edited member: every layer runs on its dense weight again
+        assert all(torch.equal(g, F.linear(x, layer.weight)) for g, layer in zip(grouped_linear(layers, x), layers))
+        layers[1].weight = torch.nn.Parameter(torch.randn(8, 16))  # a replaced member
+        assert torch.equal(grouped_linear(layers, x)[1], F.linear(x, layers[1].weight))
+        assert torch.equal(grouped_linear(layers[::-1], x)[0], F.linear(x, layers[2].weight))  # other layers
+    with torch.enable_grad():  # training: autograd through the dense weights
+        out = grouped_linear(layers, x)
+        sum(o.sum() for o in out).backward()
+    assert all(layer.weight.grad is not None for layer in layers)
+    assert not pack_group([PackedLinear(16, 4, bias=True), layers[0]])  # biased layers are not grouped
+    layers[0].unpack()
+    assert not layers[0].is_packed
 
 
 @needs_onednn

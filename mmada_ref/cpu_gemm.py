@@ -52,14 +52,17 @@ class PackedLinear(nn.Linear):
     _packed_key: tuple = ()
     _group: Optional["PackedGroup"] = None
 
+    def can_pack(self) -> bool:
+        """True where the weight can be packed: float32 on the CPU, with oneDNN's linear operators."""
+        return self.weight.device.type == "cpu" and self.weight.dtype == torch.float32 and onednn_linear_available()
+
     def pack(self) -> bool:
         """Reorder the weight into oneDNN's layout (an extra copy of it); False where that cannot apply."""
-        w = self.weight
-        if w.device.type != "cpu" or w.dtype != torch.float32 or not onednn_linear_available():
+        if not self.can_pack():
             self.unpack()
             return False
         with torch.no_grad():
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(w.detach(), PACK_ROWS_HINT)
+            self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACK_ROWS_HINT)
         self._packed_key, self._group = self._weight_key(), None
         return True
 
@@ -105,9 +108,8 @@ class PackedGroup:
 def pack_group(layers: Sequence[PackedLinear]) -> bool:
     """Pack ``layers`` (same input features, no bias) as one product; their own packed copies are dropped.
     False (nothing changed) where any of them cannot be packed."""
-    if len({layer.in_features for layer in layers}) != 1 or any(layer.bias is not None for layer in layers):
-        return False
-    if not all(layer.is_packed or layer.pack() for layer in layers):
+    if (len({layer.in_features for layer in layers}) != 1 or any(layer.bias is not None for layer in layers)
+            or not all(layer.can_pack() for layer in layers)):
         return False
     group = PackedGroup(layers)
     for layer in layers:
@@ -140,9 +142,11 @@ def gemm_in_use(module: nn.Module) -> str:
     return "onednn" if any(isinstance(m, PackedLinear) and m.is_packed for m in module.modules()) else "default"
 
 
-def pack_linears(module: nn.Module) -> int:
-    """Pack every :class:`PackedLinear` under ``module``; returns how many were packed."""
-    return sum(layer.pack() for layer in module.modules() if isinstance(layer, PackedLinear))
+def pack_linears(module: nn.Module, skip_grouped: bool = False) -> int:
+    """Pack every :class:`PackedLinear` under ``module`` (with ``skip_grouped``, those not in a :func:`pack_group`);
+    returns how many were packed."""
+    return sum(layer.pack() for layer in module.modules()
+               if isinstance(layer, PackedLinear) and not (skip_grouped and layer._group is not None))
 
 
 def unpack_linears(module: nn.Module) -> None:

@@ -380,11 +380,11 @@ class MMaDAModelLM(nn.Module):
         (:mod:`mmada_ref.cpu_gemm`; an extra copy of the linear weights). Returns the number packed: 0 on
         another device / dtype or without oneDNN. Weights edited later fall back to the dense path.
         Each block's q / k / v and gate / up are packed as one product each (:func:`~.cpu_gemm.pack_group`)."""
-        packed = pack_linears(self)
+        packed = 0
         for block in self.transformer.blocks:
-            pack_group((block.q_proj, block.k_proj, block.v_proj))
-            pack_group((block.ff_proj, block.up_proj))
-        return packed
+            for group in ((block.q_proj, block.k_proj, block.v_proj), (block.ff_proj, block.up_proj)):
+                packed += len(group) * pack_group(group)
+        return packed + pack_linears(self, skip_grouped=True)
 
     def unpack_cpu_weights(self) -> None:
         """Drop the packed copies of :meth:`pack_cpu_weights` (forwards use MKL / the default GEMM again)."""

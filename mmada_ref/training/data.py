@@ -36,7 +36,7 @@ from .objective import (
     condition_dropout,
     mask_image,
     mask_text,
-    structural_weights,
+    target_weights,
 )
 from .stages import DataSection, ObjectiveSection
 
@@ -199,6 +199,18 @@ class TextFormatter:
         return self.encode(str(text))
 
 
+def _piece_weights(formatter: TextFormatter, weights: dict) -> dict[int, float]:
+    """``objective.target_weights`` (text piece -> weight) as token id -> weight; a piece must be one token."""
+    by_id = {}
+    for piece, weight in weights.items():
+        ids = formatter.encode(str(piece))
+        if len(ids) != 1:
+            raise ValueError(f"objective.target_weights: {piece!r} is {len(ids)} tokens of this tokenizer, "
+                             "not one; give a piece that is a single token (mind the leading space)")
+        by_id[ids[0]] = float(weight)
+    return by_id
+
+
 class UnifiedBatchBuilder:
     """Samples rows from a :class:`Mixture` and builds a noised :class:`UnifiedBatch` (official layouts)."""
     def __init__(self, mixture: Mixture, tokens: SpecialTokens, formatter: TextFormatter, data: DataSection,
@@ -210,6 +222,8 @@ class UnifiedBatchBuilder:
         self.prompting = Prompting(tokens, data.max_seq_length)
         self.generator = torch.Generator().manual_seed(seed)
         self.lm_length = data.lm_max_length or (data.max_seq_length + 3 + num_vq_tokens)
+        self.weight_by_id = {tokens.eos: objective.structural_weight, tokens.eot_id: objective.structural_weight,
+                             **_piece_weights(formatter, objective.target_weights)}
 
     @property
     def coefficients(self) -> LossCoefficients:
@@ -250,7 +264,7 @@ class UnifiedBatchBuilder:
         return batch
 
     def _weights(self, labels: torch.Tensor) -> Optional[torch.Tensor]:
-        return structural_weights(labels, (self.tokens.eos, self.tokens.eot_id), self.objective.structural_weight)
+        return target_weights(labels, self.weight_by_id)
 
     def state_dict(self) -> dict:
         return {"mixture": self.mixture.state_dict(), "generator": self.generator.get_state().tolist()}

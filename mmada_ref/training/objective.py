@@ -60,13 +60,16 @@ def mask_text(input_ids: torch.Tensor, mask_id: int, eps: float = TEXT_EPS, prom
     return TextNoise(noisy=noisy, p_mask=p.contiguous(), answer_lengths=answer_lengths)
 
 
-def structural_weights(labels: torch.Tensor, structural_ids: tuple[int, ...], weight: float) -> Optional[torch.Tensor]:
-    """Per-target text-loss weights: ``weight`` where the label is one of ``structural_ids`` (EOS padding,
-    end of turn), 1 elsewhere; ``None`` when ``weight`` is 1 (the official objective, unchanged)."""
-    if weight == 1.0:
+def target_weights(labels: torch.Tensor, weight_by_id: dict[int, float]) -> Optional[torch.Tensor]:
+    """Per-target text-loss weights: ``weight_by_id[label]`` where the label is a key, 1 elsewhere; ``None`` when
+    every weight is 1 (the official objective, unchanged)."""
+    weight_by_id = {i: float(w) for i, w in weight_by_id.items() if float(w) != 1.0}
+    if not weight_by_id:
         return None
-    structural = torch.isin(labels, torch.tensor(structural_ids, device=labels.device))
-    return torch.where(structural, float(weight), 1.0)
+    weights = torch.ones(labels.shape, device=labels.device)
+    for token_id, weight in weight_by_id.items():
+        weights = torch.where(labels == token_id, weight, weights)
+    return weights
 
 
 def cosine_mask_prob(t: torch.Tensor) -> torch.Tensor:
@@ -168,7 +171,7 @@ def _group_logits(model, batch: UnifiedBatch, pad_id: int = 0) -> dict[str, torc
 
 def _text_loss(logits, noisy, labels, p_mask, answer_lengths, mask_id, weights=None) -> torch.Tensor:
     """Sum over masked positions of CE / p (/ answer length), normalised as in the official code; ``weights``
-    ``[B, L]`` scale each target's term (see :func:`structural_weights`)."""
+    ``[B, L]`` scale each target's term (see :func:`target_weights`)."""
     B, L = noisy.shape
     masked = noisy == mask_id
     ce = F.cross_entropy(logits[masked].float(), labels[masked], ignore_index=IGNORE_INDEX, reduction="none")

@@ -52,6 +52,9 @@ class ObjectiveSection:
     #: text-loss weight at EOS-padding / <|eot_id|> targets; 1.0 = the official objective. A tiny model trained
     #: with full weight there learns content that depends on the prompt far more slowly (mmada_bench/world/README.md)
     structural_weight: float = 1.0
+    #: text-loss weights of chosen targets, ``{text piece: weight}``; each piece must be one token of the
+    #: tokenizer (e.g. ``{" yes": 4.0}``). Empty = the official objective
+    target_weights: dict = field(default_factory=dict)
 
 
 @dataclass

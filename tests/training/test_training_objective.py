@@ -148,15 +148,15 @@ def test_structural_weight_scales_only_eos_and_end_of_turn_targets():
     """objective.structural_weight: the terms whose target is EOS / <|eot_id|> are scaled, the others kept."""
     from mmada_ref.training.objective import (
         UnifiedBatch,
-        structural_weights,
+        target_weights,
         unified_losses,
     )
 
     torch.manual_seed(0)
     labels = torch.tensor([[5, 6, 9, 9, 9], [7, 8, 4, 9, 9]])
     eos, eot = 9, 4
-    assert structural_weights(labels, (eos, eot), 1.0) is None  # the official objective: no weights at all
-    weights = structural_weights(labels, (eos, eot), 0.25)
+    assert target_weights(labels, {eos: 1.0, eot: 1.0}) is None  # the official objective: no weights at all
+    weights = target_weights(labels, {eos: 0.25, eot: 0.25})
     assert torch.equal(weights == 0.25, (labels == eos) | (labels == eot))
     assert torch.all(weights[(labels != eos) & (labels != eot)] == 1.0)
 

@@ -58,6 +58,29 @@ def test_stage2_batches_use_the_thinking_format_and_mask_responses_only(stages, 
     assert "<think>" in text and "</think> 3" in text and "reasoning process" in text
 
 
+def test_target_weights_scale_the_chosen_tokens_and_refuse_multi_token_pieces(stages, tmp_path):
+    """objective.target_weights: each piece's token gets its weight in the text-loss weights; others keep theirs."""
+    stage = json.loads(json.dumps(stages["stage2"]))
+    trainer = Trainer(stage_from_dict(stage), tmp_path / "plain", resume=False)
+    piece = next(t for t in trainer.tokenizer.convert_ids_to_tokens(trainer.step_fn.builder.next().lm_labels[0].tolist())
+                 if t is not None)
+    piece_text = trainer.tokenizer.convert_tokens_to_string([piece])
+    piece_id = trainer.tokenizer(piece_text, add_special_tokens=False)["input_ids"]
+    assert len(piece_id) == 1, piece_text
+    stage["objective"]["target_weights"] = {piece_text: 3.0}
+    builder = Trainer(stage_from_dict(stage), tmp_path / "weighted", resume=False).step_fn.builder
+    batch = builder.next()
+    assert (batch.lm_labels == piece_id[0]).any()
+    for labels, weights in ((batch.lm_labels, batch.lm_loss_weights), (batch.mmu_labels, batch.mmu_loss_weights)):
+        assert weights is not None
+        chosen = labels == piece_id[0]
+        assert torch.all(weights[chosen] == 3.0)
+        assert not torch.any(weights[~chosen] == 3.0)
+    stage["objective"]["target_weights"] = {"two words here": 2.0}
+    with pytest.raises(ValueError, match="target_weights.*not one"):
+        Trainer(stage_from_dict(stage), tmp_path / "bad", resume=False)
+
+
 def test_checkpoint_round_trip_and_resume(stages, tmp_path):
     stage = json.loads(json.dumps(stages["stage1"]))
     stage["train"].update(max_steps=4, save_every=2, log_every=1)

@@ -16,6 +16,9 @@
     oracle    IMAGE... [--prompt P]       world-oracle detections of images (and the prompt score)
     code-probe --magvit DIR [--n-train N --n-test M --steps S]
               held-out shape / colour accuracy of small classifiers on one cell's MAGVIT codes (code_probe.py)
+    answer-probe CHECKPOINT [--layout direct|think|think-listing] [--n N --seed S --hide-response]
+              teacher-forced yes / no answer accuracy of a world checkpoint on unseen train-split images
+              (answer_probe.py: does the answer depend on the image and the question?)
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+from .answer_probe import LAYOUTS as PROBE_LAYOUTS
 from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED
 
 
@@ -115,6 +119,31 @@ def _code_probe(args) -> int:
     return 0
 
 
+def _answer_probe(args) -> int:
+    import torch
+
+    from mmada_ref import MMaDAModelLM
+    from mmada_ref.checkpoint import CheckpointError
+    from mmada_ref.text_tokenizer import load_text_tokenizer
+
+    from .answer_probe import answer_probe, probe_rows
+    from .sft import png_codes
+
+    magvit = Path(args.checkpoint) / "magvitv2"
+    try:
+        model = MMaDAModelLM.from_pretrained(args.checkpoint, torch_dtype=torch.float32).eval()
+        if not magvit.is_dir():
+            raise CheckpointError(f"{args.checkpoint} has no magvitv2/ folder")
+    except (CheckpointError, OSError) as exc:
+        print(f"error: {args.checkpoint} is not a world checkpoint folder: {exc}", file=sys.stderr)
+        return 2
+    rows = probe_rows(args.seed, args.n, png_codes(magvit), args.layout)
+    report = answer_probe(model, load_text_tokenizer(args.checkpoint), rows, hide_response=args.hide_response)
+    print(json.dumps({"checkpoint": args.checkpoint, "layout": args.layout, "seed": args.seed,
+                      "hide_response": args.hide_response, **report}, indent=1))
+    return 0
+
+
 def _build(args) -> int:
     from .pipeline import STEP_NAMES, Build, clean
 
@@ -185,6 +214,12 @@ def main(argv=None) -> int:
     cp.add_argument("--n-train", type=int, default=6000, help="train-split scenes the classifiers are fitted on")
     cp.add_argument("--n-test", type=int, default=1000, help="world-split scenes they are scored on")
     cp.add_argument("--steps", type=int, default=1500)
+    ap = sub.add_parser("answer-probe", help="teacher-forced yes / no accuracy of a world checkpoint")
+    ap.add_argument("checkpoint", help="checkpoint folder with magvitv2/ (a trainer step-N folder or a packaged model)")
+    ap.add_argument("--layout", choices=PROBE_LAYOUTS, default="direct")
+    ap.add_argument("--n", type=int, default=20, help="images per task (POPE: 6 questions each, MME: 2)")
+    ap.add_argument("--seed", type=int, default=1, help="train-split seed of the images (the build trains on 0)")
+    ap.add_argument("--hide-response", action="store_true", help="mask the whole response, not only the answer")
     args = parser.parse_args(argv)
     if args.command == "build":
         return _build(args)
@@ -204,4 +239,6 @@ def main(argv=None) -> int:
         return _clip(args)
     if args.command == "code-probe":
         return _code_probe(args)
+    if args.command == "answer-probe":
+        return _answer_probe(args)
     return _oracle(args)

@@ -95,6 +95,17 @@ def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     return rows
 
 
+def direct_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
+    """POPE / MME yes-no rows (``n`` images each) in the official direct layout (the card's default MMaDA variant,
+    VLMEvalKit's: the question alone, answer ``Yes`` / ``No``, no reasoning)."""
+    rows = []
+    for task, doc, _, fields in _yes_no_items(seed, n, image_fields, "stage2_direct"):
+        turn, eot, _ = harness_turn(task, {**doc, "image": None})
+        rows.append({**fields, "question": turn, "answer": doc["answer"].capitalize(),
+                     **({"chat_eot": eot} if eot else {})})
+    return rows
+
+
 def think_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     """POPE / MME yes-no rows (``n`` images each) in the :data:`THINK_VARIANT` layout, reasoning =
     :func:`~.language.yes_no_trace` (the question's object, then each cell with its verdict)."""

@@ -461,6 +461,23 @@ def test_training_prompts_are_the_prompts_the_harness_evaluates_with(task, task_
         assert chat == (planned.messages is not None) and eot == plan.variant.chat_eot
 
 
+def test_direct_rows_ask_every_yes_no_item_in_the_official_layout(tmp_path):
+    """``sft.direct_rows``: one row per POPE / MME item of the train split, the card's default MMaDA turn, the gold
+    answer capitalised, no reasoning."""
+    from mmada_bench.world.sft import direct_rows, harness_turn, png_files
+
+    n = 3
+    rows = direct_rows(0, n, png_files(tmp_path))
+    docs = [("pope", d) for d in pope_rows(0, n, TRAIN_SPLIT)[0]] + [("mme", d) for d in mme_rows(0, n, TRAIN_SPLIT)[0]]
+    assert len(rows) == len(docs)
+    for row, (task, doc) in zip(rows, docs):
+        turn, eot, chat = harness_turn(task, {**doc, "image": None})
+        assert chat and row["question"] == turn and row.get("chat_eot") == eot
+        assert row["answer"] == doc["answer"].capitalize() and row["answer"] in ("Yes", "No")
+        assert "reasoning" not in row and Path(row["image"]).is_file()
+    assert Counter(r["answer"] for r in rows)["Yes"] * 2 == len(rows)
+
+
 @pytest.mark.parametrize("task", ["pope", "mme"])
 def test_thinking_rows_are_the_prompts_the_world_model_is_evaluated_with(task, task_dir):
     """The packaged defaults run POPE / MME in the thinking variant; the training rows use exactly its user turn."""
@@ -578,3 +595,54 @@ def test_t2i_run_metadata_is_scored_with_the_oracle(tmp_path):
     report = score_metadata(tmp_path / "metadata.jsonl")
     assert report["n"] == 2 and report["rate"] == 0.5
     assert report["by_form"] == {"pair": 0.0, "single_position": 1.0}
+
+
+def test_answer_probe_reads_the_answer_token_of_every_layout(tmp_path, tokenizer_dir):
+    """The probe masks the Yes / No token of each layout and counts a model that knows the gold answer as right
+    everywhere, one that always says Yes as right exactly on the gold-yes rows."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from mmada_bench.world.answer_probe import LAYOUTS, answer_probe, probe_rows
+    from mmada_bench.world.init_model import build_world_model
+    from mmada_bench.world.sft import png_codes
+    from mmada_bench.world.train_magvit import world_config
+    from mmada_ref import MMaDAModelLM
+    from mmada_ref.magvit import MAGVITv2
+    from mmada_ref.text_tokenizer import load_text_tokenizer
+
+    MAGVITv2(world_config(levels=4, codebook_dim=6)).save_pretrained(tmp_path / "vq")
+    build_world_model(tmp_path / "model", tokenizer_dir, tmp_path / "vq", d_model=64, n_layers=1, n_heads=2,
+                      mlp_hidden_size=96)
+    model = MMaDAModelLM.from_pretrained(str(tmp_path / "model")).eval()
+    tok = load_text_tokenizer(tokenizer_dir)
+    yes_id, no_id = (tok(a, add_special_tokens=False)["input_ids"][0] for a in ("Yes", "No"))
+
+    class Answering(torch.nn.Module):
+        """Logits favouring ``answers[row]`` at every position (``None``: always Yes)."""
+        def __init__(self, answers=None):
+            super().__init__()
+            self.config, self.device, self.answers = model.config, torch.device("cpu"), answers
+
+        def forward(self, ids):
+            logits = torch.zeros(*ids.shape, model.config.vocab_size)
+            for i in range(ids.shape[0]):
+                favoured = yes_id if self.answers is None or self.answers.pop(0) == "Yes" else no_id
+                logits[i, :, favoured] = 5.0
+            return SimpleNamespace(logits=logits)
+
+    for layout in LAYOUTS:
+        rows = probe_rows(0, 2, png_codes(tmp_path / "vq"), layout)
+        assert {r["category"] for r in rows} >= {"pope", "existence"}
+        real = answer_probe(model, tok, rows, batch=5)
+        assert real["n"] == len(rows) and sum(g["n"] for g in real["groups"].values()) == len(rows)
+        knowing = answer_probe(Answering([r["answer"] for r in rows]), tok, rows, batch=5, hide_response=True)
+        assert all(g["accuracy"] == 1.0 for g in knowing["groups"].values())
+        assert knowing["p_yes_on_yes"] > 0.99 and knowing["p_yes_on_no"] < 0.01
+        always_yes = answer_probe(Answering(), tok, rows, batch=5)
+        yes_share = sum(r["answer"] == "Yes" for r in rows) / len(rows)
+        assert sum(g["accuracy"] * g["n"] for g in always_yes["groups"].values()) == pytest.approx(yes_share * len(rows))
+        assert always_yes["p_yes_on_yes"] == pytest.approx(always_yes["p_yes_on_no"])
+    with pytest.raises(ValueError, match="answer Yes or No"):
+        answer_probe(model, tok, [{**rows[0], "answer": "Maybe"}])

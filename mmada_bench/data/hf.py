@@ -25,11 +25,25 @@ def is_saved_dataset(folder: Path) -> bool:
     return (folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file()
 
 
-def load_cached(hf_id: str, config: Optional[str], split: str, image_field: Optional[str] = None):
-    """``(rows, fingerprint)`` of ``hf_id`` from the offline cache, or ``None`` when it is not cached there."""
+def _offline_datasets():
+    """``datasets`` with every Hub lookup offline. ``huggingface_hub`` and ``datasets`` read the offline variables
+    once, at import, and another library (transformers) may have imported them first, so the module constants are
+    set too: without them a cache miss waits on the Hub with retries instead of failing at once."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import datasets  # datasets is slow to import: loaded only when a dataset id is looked up
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = True
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if hasattr(datasets.config, name):
+            setattr(datasets.config, name, True)
+    return datasets
+
+
+def load_cached(hf_id: str, config: Optional[str], split: str, image_field: Optional[str] = None):
+    """``(rows, fingerprint)`` of ``hf_id`` from the offline cache, or ``None`` when it is not cached there."""
+    datasets = _offline_datasets()
 
     try:
         loaded = datasets.load_dataset(hf_id, config, split=split)

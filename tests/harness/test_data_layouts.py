@@ -66,3 +66,18 @@ def test_gsm8k_fewshot_pool_from_shards(tmp_path):
     smoke = load_task_data(get_task("gsm8k"), "smoke")
     assert _ids(data) == [f"test-{i}" for i in range(len(smoke.items))]
     assert len(data.fewshot_pool) == len(smoke.fewshot_pool) > 0
+
+
+def test_hub_lookups_are_offline_even_when_the_hub_was_imported_online(monkeypatch, tmp_path):
+    """huggingface_hub reads HF_HUB_OFFLINE once, at import; a dataset id missing from the cache must still come back
+    as "not cached" at once, never as a Hub request with retries."""
+    import datasets
+    from huggingface_hub import constants
+
+    from mmada_bench.data.hf import load_cached
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    assert load_cached("no-such-owner/no-such-dataset", None, "test") is None
+    assert constants.HF_HUB_OFFLINE is True and datasets.config.HF_HUB_OFFLINE is True

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -224,6 +225,7 @@ class UnifiedBatchBuilder:
         self.lm_length = data.lm_max_length or (data.max_seq_length + 3 + num_vq_tokens)
         self.weight_by_id = {tokens.eos: objective.structural_weight, tokens.eot_id: objective.structural_weight,
                              **_piece_weights(formatter, objective.target_weights)}
+        self._warned_truncation: set[str] = set()
 
     @property
     def coefficients(self) -> LossCoefficients:
@@ -244,6 +246,7 @@ class UnifiedBatchBuilder:
         if lm_rows:
             chat = self.data.lm_format == "chat"
             texts = [self.formatter.text_row(r, chat) for r in lm_rows]
+            self._warn_if_truncated("lm", texts, self.lm_length, "data.lm_max_length")
             if chat:
                 ids, prompt, labels = self.prompting.lm_chat(texts, self.lm_length)
             else:
@@ -256,12 +259,22 @@ class UnifiedBatchBuilder:
         if mmu_rows:
             images = torch.tensor([self.image_codes(r) for r in mmu_rows]) + tok.image_offset
             texts = [self.formatter.row_chat_ids(r, "question") for r in mmu_rows]
+            self._warn_if_truncated("mmu", texts, self.data.max_seq_length, "data.max_seq_length")
             ids, prompt, labels = self.prompting.mmu_train(images, texts)
             noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
             batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask
             batch.mmu_answer_lengths = noise.answer_lengths
             batch.mmu_loss_weights = self._weights(labels)
         return batch
+
+    def _warn_if_truncated(self, kind: str, texts: list[list[int]], width: int, setting: str) -> None:
+        """Warn once per kind when a row does not fit its layout: it is cut as in the official code, so its end
+        (often the answer) is never trained on."""
+        longest = max(len(t) + (t[:1] != [self.tokens.bos]) + 1 for t in texts)  # + <bos> when missing, + <eos>
+        if longest > width and kind not in self._warned_truncation:
+            self._warned_truncation.add(kind)
+            warnings.warn(f"{kind} rows up to {longest} tokens are cut to {setting}={width} (as the official code "
+                          f"does), so their ends are never trained on: raise {setting}", stacklevel=3)
 
     def _weights(self, labels: torch.Tensor) -> Optional[torch.Tensor]:
         return target_weights(labels, self.weight_by_id)

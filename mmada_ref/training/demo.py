@@ -54,14 +54,15 @@ def demo_stages(data: Path, model: str | Path, steps: int = 40) -> dict[str, dic
     d = Path(data)
     common = {"model": {"path": str(model)}, "train": {"max_steps": steps, "log_every": 2, "save_every": steps}}
     stage1 = {"name": "stage1", "kind": "unified", **common,
-              "data": {"max_seq_length": 16, "batch_size": {"t2i": 2, "lm": 2, "mmu": 2}, "lm_format": "plain",
+              "data": {"max_seq_length": 32, "batch_size": {"t2i": 2, "lm": 2, "mmu": 2}, "lm_format": "plain",
                        "sources": [{"path": str(d / "text_plain.jsonl"), "kind": "text"},
                                    {"path": str(d / "t2i.jsonl"), "kind": "t2i"},
                                    {"path": str(d / "mmu.jsonl"), "kind": "mmu"}]},
               "objective": {"coefficients": {"t2i": 1.0, "lm": 0.1, "mmu": 1.0}, "cond_dropout_prob": 0.1},
               "optim": {"lr": 3e-3, "warmup_steps": 2, "min_lr_scale": 0.1}}
     stage2 = {"name": "stage2", "kind": "unified", **common,
-              "data": {"max_seq_length": 96, "batch_size": {"t2i": 1, "lm": 2, "mmu": 1}, "lm_format": "chat",
+              "data": {"max_seq_length": 160, "lm_max_length": 160, "batch_size": {"t2i": 1, "lm": 2, "mmu": 1},
+                       "lm_format": "chat",
                        "think_format": True,
                        "sources": [{"path": str(d / "text_cot.jsonl"), "kind": "text"},
                                    {"path": str(d / "t2i_cot.jsonl"), "kind": "t2i"},

@@ -81,6 +81,26 @@ def test_target_weights_scale_the_chosen_tokens_and_refuse_multi_token_pieces(st
         Trainer(stage_from_dict(stage), tmp_path / "bad", resume=False)
 
 
+def test_rows_longer_than_their_layout_are_warned_about_once(stages, tmp_path):
+    """A row that does not fit max_seq_length / lm_max_length is cut as in the official code; the builder says so."""
+    import warnings
+
+    stage = json.loads(json.dumps(stages["stage2"]))
+    builder = Trainer(stage_from_dict(stage), tmp_path / "fits", resume=False).step_fn.builder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        builder.next()
+    stage["data"]["max_seq_length"] = 8
+    stage["data"]["lm_max_length"] = 8
+    builder = Trainer(stage_from_dict(stage), tmp_path / "short", resume=False).step_fn.builder
+    with pytest.warns(UserWarning) as caught:
+        builder.next()
+        builder.next()
+    messages = [str(w.message) for w in caught if "are cut to" in str(w.message)]
+    assert sorted(m.split()[0] for m in messages) == ["lm", "mmu"]
+    assert any("max_seq_length=8" in m for m in messages) and any("lm_max_length=8" in m for m in messages)
+
+
 def test_checkpoint_round_trip_and_resume(stages, tmp_path):
     stage = json.loads(json.dumps(stages["stage1"]))
     stage["train"].update(max_steps=4, save_every=2, log_every=1)

@@ -8,7 +8,7 @@ The answer token is the first position where the row and the same row with the o
 * ``trace visible``: only the answer token is masked (does the answer follow the gold reasoning?);
 * ``hidden``: every response token is masked (the one-step answer from the image and the question alone).
 
-The result is the accuracy of ``P(Yes) > P(No)`` at the answer token per group (``task`` / MME category), and the
+Rows: :func:`.sft.yes_no_rows` (any of its layouts) of images never trained on. The result is the accuracy of ``P(Yes) > P(No)`` at the answer token per group (``task`` / MME category), and the
 mean ``P(Yes)`` on gold-yes and gold-no rows: equal means are a model whose answer ignores its input.
 """
 from __future__ import annotations
@@ -66,28 +66,3 @@ def answer_probe(model, tokenizer, rows: Sequence[dict], hide_response: bool = F
     return {"groups": {g: {"accuracy": mean([float(c) for c in v]), "n": len(v)} for g, v in sorted(correct.items())},
             "p_yes_on_yes": mean(p_yes["Yes"]), "p_yes_on_no": mean(p_yes["No"]), "n": len(rows)}
 
-
-#: the yes / no layouts the probe builds: the official direct answer, and the thinking variant with the verdict
-#: trace (``language.yes_no_trace``) or the plain cell listing (``language.cell_listing``) as reasoning
-LAYOUTS = ("direct", "think", "think-listing")
-
-
-def probe_rows(seed: int, n: int, image_fields, layout: str = "direct") -> list[dict]:
-    """POPE / MME rows of ``n`` images each (train split, ``seed``: pick one never trained on) in ``layout``, each
-    tagged with its ``category`` (``pope`` or the MME category)."""
-    from . import language as L
-    from .sft import THINK_VARIANT, _yes_no_items, harness_turn
-
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
-    rows = []
-    for task, doc, scene, fields in _yes_no_items(seed, n, image_fields, f"probe_{layout}"):
-        turn, eot, _ = harness_turn(task, {**doc, "image": None}, None if layout == "direct" else THINK_VARIANT)
-        row = {**fields, "question": turn, "answer": doc["answer"].capitalize(),
-               "category": "pope" if task == "pope" else doc["category"], **({"chat_eot": eot} if eot else {})}
-        if layout == "think":
-            row["reasoning"] = L.yes_no_trace(doc["question"], scene)[0]
-        elif layout == "think-listing":
-            row["reasoning"] = L.cell_listing(scene)
-        rows.append(row)
-    return rows

@@ -27,7 +27,6 @@ import json
 import sys
 from pathlib import Path
 
-from .answer_probe import LAYOUTS as PROBE_LAYOUTS
 from .seeds import DEFAULT_EVAL_SEED, DEFAULT_TRAIN_SEED
 
 
@@ -126,8 +125,8 @@ def _answer_probe(args) -> int:
     from mmada_ref.checkpoint import CheckpointError
     from mmada_ref.text_tokenizer import load_text_tokenizer
 
-    from .answer_probe import answer_probe, probe_rows
-    from .sft import png_codes
+    from .answer_probe import answer_probe
+    from .sft import png_codes, yes_no_rows
 
     magvit = Path(args.checkpoint) / "magvitv2"
     try:
@@ -137,7 +136,7 @@ def _answer_probe(args) -> int:
     except (CheckpointError, OSError) as exc:
         print(f"error: {args.checkpoint} is not a world checkpoint folder: {exc}", file=sys.stderr)
         return 2
-    rows = probe_rows(args.seed, args.n, png_codes(magvit), args.layout)
+    rows = yes_no_rows(args.seed, args.n, png_codes(magvit), args.layout)
     report = answer_probe(model, load_text_tokenizer(args.checkpoint), rows, hide_response=args.hide_response)
     print(json.dumps({"checkpoint": args.checkpoint, "layout": args.layout, "seed": args.seed,
                       "hide_response": args.hide_response, **report}, indent=1))
@@ -216,7 +215,8 @@ def main(argv=None) -> int:
     cp.add_argument("--steps", type=int, default=1500)
     ap = sub.add_parser("answer-probe", help="teacher-forced yes / no accuracy of a world checkpoint")
     ap.add_argument("checkpoint", help="checkpoint folder with magvitv2/ (a trainer step-N folder or a packaged model)")
-    ap.add_argument("--layout", choices=PROBE_LAYOUTS, default="direct")
+    ap.add_argument("--layout", choices=("direct", "think", "think-listing"), default="direct",
+                    help="sft.YES_NO_LAYOUTS: the official direct answer, the verdict trace, the cell-listing trace")
     ap.add_argument("--n", type=int, default=20, help="images per task (POPE: 6 questions each, MME: 2)")
     ap.add_argument("--seed", type=int, default=1, help="train-split seed of the images (the build trains on 0)")
     ap.add_argument("--hide-response", action="store_true", help="mask the whole response, not only the answer")

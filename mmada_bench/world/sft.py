@@ -95,26 +95,34 @@ def mmu_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     return rows
 
 
-def direct_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
-    """POPE / MME yes-no rows (``n`` images each) in the official direct layout (the card's default MMaDA variant,
-    VLMEvalKit's: the question alone, answer ``Yes`` / ``No``, no reasoning)."""
+#: yes / no row layouts: the official direct answer (the card's default MMaDA variant, VLMEvalKit's turn), and the
+#: :data:`THINK_VARIANT` with the verdict trace (:func:`~.language.yes_no_trace`) or the plain cell listing
+#: (:func:`~.language.cell_listing`) as reasoning
+YES_NO_LAYOUTS = ("direct", "think", "think-listing")
+
+
+def yes_no_rows(seed: int, n: int, image_fields: ImageFields, layout: str = "direct") -> list[dict]:
+    """POPE / MME yes-no rows (``n`` images each, train split) in ``layout`` (:data:`YES_NO_LAYOUTS`), answer
+    ``Yes`` / ``No``, each tagged with its ``category`` (``pope`` or the MME category)."""
+    if layout not in YES_NO_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: choose one of {', '.join(YES_NO_LAYOUTS)}")
     rows = []
-    for task, doc, _, fields in _yes_no_items(seed, n, image_fields, "stage2_direct"):
-        turn, eot, _ = harness_turn(task, {**doc, "image": None})
-        rows.append({**fields, "question": turn, "answer": doc["answer"].capitalize(),
-                     **({"chat_eot": eot} if eot else {})})
+    for task, doc, scene, fields in _yes_no_items(seed, n, image_fields, f"stage2_{layout}"):
+        turn, eot, _ = harness_turn(task, {**doc, "image": None}, None if layout == "direct" else THINK_VARIANT)
+        row = {**fields, "question": turn, "answer": doc["answer"].capitalize(),
+               "category": "pope" if task == "pope" else doc["category"], **({"chat_eot": eot} if eot else {})}
+        if layout == "think":
+            row["reasoning"] = L.yes_no_trace(doc["question"], scene)[0]
+        elif layout == "think-listing":
+            row["reasoning"] = L.cell_listing(scene)
+        rows.append(row)
     return rows
 
 
 def think_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
     """POPE / MME yes-no rows (``n`` images each) in the :data:`THINK_VARIANT` layout, reasoning =
     :func:`~.language.yes_no_trace` (the question's object, then each cell with its verdict)."""
-    rows = []
-    for task, doc, scene, fields in _yes_no_items(seed, n, image_fields, "stage2_think"):
-        turn, eot, _ = harness_turn(task, {**doc, "image": None}, THINK_VARIANT)
-        rows.append({**fields, "question": turn, "reasoning": L.yes_no_trace(doc["question"], scene)[0],
-                     "answer": doc["answer"].capitalize(), **({"chat_eot": eot} if eot else {})})
-    return rows
+    return yes_no_rows(seed, n, image_fields, "think")
 
 
 def _first_per_image(docs: list[dict]) -> list[dict]:

@@ -462,12 +462,12 @@ def test_training_prompts_are_the_prompts_the_harness_evaluates_with(task, task_
 
 
 def test_direct_rows_ask_every_yes_no_item_in_the_official_layout(tmp_path):
-    """``sft.direct_rows``: one row per POPE / MME item of the train split, the card's default MMaDA turn, the gold
-    answer capitalised, no reasoning."""
-    from mmada_bench.world.sft import direct_rows, harness_turn, png_files
+    """``sft.yes_no_rows`` (direct): one row per POPE / MME item of the train split, the card's default MMaDA turn,
+    the gold answer capitalised, no reasoning, the item's category."""
+    from mmada_bench.world.sft import harness_turn, png_files, yes_no_rows
 
     n = 3
-    rows = direct_rows(0, n, png_files(tmp_path))
+    rows = yes_no_rows(0, n, png_files(tmp_path))
     docs = [("pope", d) for d in pope_rows(0, n, TRAIN_SPLIT)[0]] + [("mme", d) for d in mme_rows(0, n, TRAIN_SPLIT)[0]]
     assert len(rows) == len(docs)
     for row, (task, doc) in zip(rows, docs):
@@ -475,6 +475,7 @@ def test_direct_rows_ask_every_yes_no_item_in_the_official_layout(tmp_path):
         assert chat and row["question"] == turn and row.get("chat_eot") == eot
         assert row["answer"] == doc["answer"].capitalize() and row["answer"] in ("Yes", "No")
         assert "reasoning" not in row and Path(row["image"]).is_file()
+        assert row["category"] == ("pope" if task == "pope" else doc["category"])
     assert Counter(r["answer"] for r in rows)["Yes"] * 2 == len(rows)
 
 
@@ -604,9 +605,9 @@ def test_answer_probe_reads_the_answer_token_of_every_layout(tmp_path, tokenizer
 
     import torch
 
-    from mmada_bench.world.answer_probe import LAYOUTS, answer_probe, probe_rows
+    from mmada_bench.world.answer_probe import answer_probe
     from mmada_bench.world.init_model import build_world_model
-    from mmada_bench.world.sft import png_codes
+    from mmada_bench.world.sft import YES_NO_LAYOUTS, png_codes, yes_no_rows
     from mmada_bench.world.train_magvit import world_config
     from mmada_ref import MMaDAModelLM
     from mmada_ref.magvit import MAGVITv2
@@ -632,8 +633,8 @@ def test_answer_probe_reads_the_answer_token_of_every_layout(tmp_path, tokenizer
                 logits[i, :, favoured] = 5.0
             return SimpleNamespace(logits=logits)
 
-    for layout in LAYOUTS:
-        rows = probe_rows(0, 2, png_codes(tmp_path / "vq"), layout)
+    for layout in YES_NO_LAYOUTS:
+        rows = yes_no_rows(0, 2, png_codes(tmp_path / "vq"), layout)
         assert {r["category"] for r in rows} >= {"pope", "existence"}
         real = answer_probe(model, tok, rows, batch=5)
         assert real["n"] == len(rows) and sum(g["n"] for g in real["groups"].values()) == len(rows)

@@ -8,8 +8,9 @@ The answer token is the first position where the row and the same row with the o
 * ``trace visible``: only the answer token is masked (does the answer follow the gold reasoning?);
 * ``hidden``: every response token is masked (the one-step answer from the image and the question alone).
 
-Rows: :func:`.sft.yes_no_rows` (any of its layouts) of images never trained on. The result is the accuracy of ``P(Yes) > P(No)`` at the answer token per group (``task`` / MME category), and the
-mean ``P(Yes)`` on gold-yes and gold-no rows: equal means are a model whose answer ignores its input.
+Rows: :func:`.sft.yes_no_rows` (any of its layouts) of images never trained on. The result is the accuracy of
+``P(Yes) > P(No)`` at the answer token per group (``category``), and the mean ``P(Yes)`` on gold-yes and gold-no
+rows: equal means are a model whose answer ignores its input.
 """
 from __future__ import annotations
 
@@ -59,10 +60,9 @@ def answer_probe(model, tokenizer, rows: Sequence[dict], hide_response: bool = F
             logits = model(noisy.to(model.device)).logits.float().cpu()[rows_index, at]
         pair = logits.gather(1, torch.tensor(pairs)).softmax(-1)[:, 0]
         for row, p in zip(chunk, pair.tolist()):
-            group = row.get("category") or row.get("task") or "all"
+            group = row.get("category", "all")
             correct[group].append((p > 0.5) == (row["answer"] == "Yes"))
             p_yes[row["answer"]].append(p)
     mean = lambda v: round(sum(v) / len(v), 4) if v else None  # noqa: E731
     return {"groups": {g: {"accuracy": mean([float(c) for c in v]), "n": len(v)} for g, v in sorted(correct.items())},
             "p_yes_on_yes": mean(p_yes["Yes"]), "p_yes_on_no": mean(p_yes["No"]), "n": len(rows)}
-

@@ -647,3 +647,20 @@ def test_answer_probe_reads_the_answer_token_of_every_layout(tmp_path, tokenizer
         assert always_yes["p_yes_on_yes"] == pytest.approx(always_yes["p_yes_on_no"])
     with pytest.raises(ValueError, match="answer Yes or No"):
         answer_probe(model, tok, [{**rows[0], "answer": "Maybe"}])
+
+
+def test_answer_probe_cli_offers_every_row_layout():
+    """The CLI's --layout choices (kept literal: importing sft is slow) are exactly sft.YES_NO_LAYOUTS."""
+    import io
+    from contextlib import redirect_stdout
+
+    from mmada_bench.world.cli import main
+    from mmada_bench.world.sft import YES_NO_LAYOUTS
+
+    with pytest.raises(SystemExit) as exc:
+        main(["answer-probe", "CKPT", "--layout", "no-such-layout"])
+    assert exc.value.code == 2
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit):
+        main(["answer-probe", "--help"])
+    assert "{" + ",".join(YES_NO_LAYOUTS) + "}" in out.getvalue()

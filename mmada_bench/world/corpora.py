@@ -11,7 +11,7 @@
   yes-no questions with the thinking prompt and the objects seen), ``t2i.jsonl``, ``mmu_direct.jsonl`` (the
   yes-no rows without thinking), ``mmu_cells.jsonl`` (grounding: what is in each cell, :func:`grounding_rows`),
   ``mmu_think.jsonl`` (POPE / MME yes-no rows of ``n / 4`` images each in the thinking variant the world model
-  answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.think_rows`);
+  answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.yes_no_rows`, layout ``think``);
 * ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
   chat, POPE / MME yes-no in the thinking variant) with gold answers for the correctness reward
   (:func:`.sft.grpo_prompts`),
@@ -171,7 +171,7 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
     image_fields = sft.png_codes(magvit) if magvit else sft.png_files(out / "images")
     sft_mmu = sft.mmu_rows(seed, max(1, n // 8), image_fields)
     sft_direct = sft.direct(sft_mmu)
-    sft_think = sft.think_rows(seed, max(1, n // 4), image_fields)
+    sft_think = sft.yes_no_rows(seed, max(1, n // 4), image_fields, "think")
     captioned = stage1_mmu(seed, n, images)
     files = {
         "stage1": [stage1_text(seed, n), captioned, t2i_pairs(seed, n, images, "stage1/t2i")],

@@ -119,12 +119,6 @@ def yes_no_rows(seed: int, n: int, image_fields: ImageFields, layout: str = "dir
     return rows
 
 
-def think_rows(seed: int, n: int, image_fields: ImageFields) -> list[dict]:
-    """POPE / MME yes-no rows (``n`` images each) in the :data:`THINK_VARIANT` layout, reasoning =
-    :func:`~.language.yes_no_trace` (the question's object, then each cell with its verdict)."""
-    return yes_no_rows(seed, n, image_fields, "think")
-
-
 def _first_per_image(docs: list[dict]) -> list[dict]:
     seen, first = set(), []
     for doc in docs:

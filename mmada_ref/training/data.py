@@ -261,11 +261,21 @@ class UnifiedBatchBuilder:
             texts = [self.formatter.row_chat_ids(r, "question") for r in mmu_rows]
             self._warn_if_truncated("mmu", texts, self.data.max_seq_length, "data.max_seq_length")
             ids, prompt, labels = self.prompting.mmu_train(images, texts)
-            noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, generator=g)
+            noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, t=self._mmu_mask_times(len(mmu_rows)),
+                              generator=g)
             batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask
             batch.mmu_answer_lengths = noise.answer_lengths
             batch.mmu_loss_weights = self._weights(labels)
         return batch
+
+    def _mmu_mask_times(self, n: int) -> Optional[torch.Tensor]:
+        """Per-row masking times of the mmu rows: ``None`` (``mask_text`` draws ``t ~ U(0, 1)``, the official
+        stream) unless ``objective.mmu_full_mask_prob`` sets a share of rows to ``t = 1`` (whole response masked)."""
+        share = self.objective.mmu_full_mask_prob
+        if share <= 0:
+            return None
+        t = torch.rand(n, generator=self.generator)
+        return torch.where(torch.rand(n, generator=self.generator) < share, torch.ones_like(t), t)
 
     def _warn_if_truncated(self, kind: str, texts: list[list[int]], width: int, setting: str) -> None:
         """Warn once per kind when a row does not fit its layout: it is cut as in the official code, so its end

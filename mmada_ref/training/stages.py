@@ -55,6 +55,9 @@ class ObjectiveSection:
     #: text-loss weights of chosen targets, ``{text piece: weight}``; each piece must be one token of the
     #: tokenizer (e.g. ``{" yes": 4.0}``). Empty = the official objective
     target_weights: dict = field(default_factory=dict)
+    #: share of mmu rows whose whole response is masked (``t = 1``): the one-step answer the harness decodes for
+    #: a direct question. 0 = the official objective (``t ~ U(0, 1)`` for every row, same random stream)
+    mmu_full_mask_prob: float = 0.0
 
 
 @dataclass
@@ -129,6 +132,8 @@ class StageConfig:
             raise ValueError("data.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
         if self.train.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"train.mixed_precision must be no, fp16 or bf16, not {self.train.mixed_precision!r}")
+        if not 0.0 <= self.objective.mmu_full_mask_prob <= 1.0:
+            raise ValueError(f"objective.mmu_full_mask_prob must be in [0, 1], got {self.objective.mmu_full_mask_prob}")
         lo, hi = self.grpo.mask_ratio
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"grpo.mask_ratio must satisfy 0 <= lo <= hi <= 1, got {self.grpo.mask_ratio}")

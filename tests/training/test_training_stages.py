@@ -81,6 +81,27 @@ def test_target_weights_scale_the_chosen_tokens_and_refuse_multi_token_pieces(st
         Trainer(stage_from_dict(stage), tmp_path / "bad", resume=False)
 
 
+def test_mmu_full_mask_prob_masks_whole_responses_and_keeps_the_official_stream_at_zero(stages, tmp_path):
+    """objective.mmu_full_mask_prob: 1 masks every mmu response token; 0 (default) draws exactly the official batch."""
+    stage = json.loads(json.dumps(stages["stage2"]))
+
+    def batch(name, **objective):
+        stage["objective"].update(objective)
+        return Trainer(stage_from_dict(stage), tmp_path / name, resume=False).step_fn.builder.next()
+
+    official, zero = batch("official"), batch("zero", mmu_full_mask_prob=0.0)
+    assert torch.equal(official.mmu_ids, zero.mmu_ids) and torch.equal(official.lm_ids, zero.lm_ids)
+    full = batch("full", mmu_full_mask_prob=1.0)
+    mask_id = Trainer(stage_from_dict(stage), tmp_path / "tokens", resume=False).tokens.mask
+    response = full.mmu_answer_lengths[:, :1]
+    assert torch.equal((full.mmu_ids == mask_id).sum(-1, keepdim=True), response)
+    assert torch.all(full.mmu_p_mask == 1.0)
+    assert not torch.all(official.mmu_p_mask == 1.0)
+    stage["objective"]["mmu_full_mask_prob"] = 1.5
+    with pytest.raises(ValueError, match="mmu_full_mask_prob"):
+        stage_from_dict(stage).validate()
+
+
 def test_rows_longer_than_their_layout_are_warned_about_once(stages, tmp_path):
     """A row that does not fit max_seq_length / lm_max_length is cut as in the official code; the builder says so."""
     import warnings

@@ -25,6 +25,10 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
 #: text-loss weight of EOS / end-of-turn targets in ``stage2_mmu`` (the official 1.0 keeps a tiny model from
 #: learning answers that depend on the prompt; measured in mmada_bench/world/README.md)
 STAGE2_MMU_STRUCTURAL_WEIGHT = 0.1
+#: Adam betas of the world's stages 1-2: the official beta2 = 0.999 (made for 10^5-step runs) keeps the first
+#: steps' large gradients in the second moment for ~1,000 steps, i.e. the whole of a world stage, and holds the
+#: answers on a plateau (twelfth round of mmada_bench/world/README.md)
+WORLD_ADAM_BETAS = [0.9, 0.95]
 #: the sampler preset the world model's POPE / MME thinking prompts run with (harness and stage-3 rollouts)
 THINK_PRESET = "world-mmu-think"
 
@@ -69,7 +73,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                             "sources": sources("stage1", [1.0, 1.0, 1.0])},
                    "objective": {"coefficients": {"t2i": 1.0, "lm": 1.0, "mmu": 1.0}},
                    "optim": {"lr": 2.0e-3, "warmup_steps": min(100, steps["stage1"] // 10), "min_lr_scale": 0.1,
-                             "weight_decay": 0.0},
+                             "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                    "train": train("stage1")},
         "stage2": {"name": "world-stage2", "kind": "unified", "model": {**model, "path": "runs/world/stage1/last"},
                    "data": {"max_seq_length": 136, "lm_max_length": 288, "num_vq_tokens": n_vq,
@@ -77,7 +81,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                             "sources": sources("stage2", [1.0, 1.0, 1.0])},
                    "objective": {"coefficients": {"t2i": 0.5, "lm": 1.0, "mmu": 1.0}},
                    "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2"] // 10), "min_lr_scale": 0.05,
-                             "weight_decay": 0.0},
+                             "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                    "train": train("stage2")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
                        "model": {**model, "path": "runs/world/stage2/last"},
@@ -91,7 +95,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                        "objective": {"coefficients": {"t2i": 0.0, "lm": 0.5, "mmu": 1.0},
                                      "structural_weight": STAGE2_MMU_STRUCTURAL_WEIGHT},
                        "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2_mmu"] // 10),
-                                 "min_lr_scale": 0.05, "weight_decay": 0.0},
+                                 "min_lr_scale": 0.05, "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                        "train": train("stage2_mmu")},
         "stage3": {"name": "world-stage3", "kind": "grpo", "model": {**model, "path": "runs/world/stage2_mmu/last"},
                    "data": {"max_seq_length": 152, "num_vq_tokens": n_vq, "think_format": False,

@@ -85,14 +85,14 @@ def test_mmu_full_mask_prob_masks_whole_responses_and_keeps_the_official_stream_
     """objective.mmu_full_mask_prob: 1 masks every mmu response token; 0 (default) draws exactly the official batch."""
     stage = json.loads(json.dumps(stages["stage2"]))
 
-    def batch(name, **objective):
+    def builder(name, **objective):
         stage["objective"].update(objective)
-        return Trainer(stage_from_dict(stage), tmp_path / name, resume=False).step_fn.builder.next()
+        return Trainer(stage_from_dict(stage), tmp_path / name, resume=False).step_fn.builder
 
-    official, zero = batch("official"), batch("zero", mmu_full_mask_prob=0.0)
+    official, zero = builder("official").next(), builder("zero", mmu_full_mask_prob=0.0).next()
     assert torch.equal(official.mmu_ids, zero.mmu_ids) and torch.equal(official.lm_ids, zero.lm_ids)
-    full = batch("full", mmu_full_mask_prob=1.0)
-    mask_id = Trainer(stage_from_dict(stage), tmp_path / "tokens", resume=False).tokens.mask
+    full_builder = builder("full", mmu_full_mask_prob=1.0)
+    full, mask_id = full_builder.next(), full_builder.tokens.mask
     response = full.mmu_answer_lengths[:, :1]
     assert torch.equal((full.mmu_ids == mask_id).sum(-1, keepdim=True), response)
     assert torch.all(full.mmu_p_mask == 1.0)

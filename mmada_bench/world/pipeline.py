@@ -47,9 +47,9 @@ class Scale:
 SCALES = {
     "full": Scale(),
     "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
-                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_mmu": 6, "stage3": 3}, clip_steps=10),
+                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_answers": 6, "stage2_mmu": 6, "stage3": 3}, clip_steps=10),
 }
-STAGES = ("stage1", "stage2", "stage2_mmu", "stage3")
+STAGES = ("stage1", "stage2", "stage2_answers", "stage2_mmu", "stage3")
 CLIP_CONTEXT = 64  # text positions of the world CLIP: the build's tokenizer splits digits and is small
 STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "clip", "model")
 

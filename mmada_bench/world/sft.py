@@ -42,6 +42,12 @@ def harness_turn(task: str, doc: dict, variant: Optional[str] = None) -> tuple[s
     return messages[-1]["content"], variant.chat_eot, True
 
 
+def direct_chat_eot() -> str:
+    """The end-of-turn string closing the direct (answer-first) POPE / MME turns (``<|eot_id|>`` when the
+    variant keeps the template's own)."""
+    return _card_and_variant("pope")[1].chat_eot or "<|eot_id|>"
+
+
 def text_rows(seed: int, n: int) -> list[dict]:
     """GSM8K-format rows in the chat layout (``<think>`` steps, then ``#### N``) and MATH500-format rows in
     Minerva's plain layout (``Problem: ... Solution: ... \\boxed{}``), ``n`` of each."""

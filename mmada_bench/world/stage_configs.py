@@ -9,6 +9,8 @@ import yaml
 
 from mmada_ref.sampling.presets import get_preset
 
+from .sft import direct_chat_eot
+
 DEFAULT_NUM_VQ_TOKENS = 64  # 8 x 8 codes of the default world MAGVIT (train_magvit --levels 3)
 MODEL_PLACEHOLDER = "runs/world/init"  # a tiny MMaDA checkpoint folder in the official layout
 
@@ -39,7 +41,7 @@ def _think_sampler() -> dict:
 
 
 #: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_mmu": 500, "stage3": 30}
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_mmu": 500, "stage3": 30}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
@@ -47,7 +49,9 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
 
     Stage 1 learns the plain formats (captions, plain GSM8K / MATH text, image captioning, t2i); stage 2 the
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
-    ``stage2_mmu`` continues stage 2 on the grounding rows (what is in each cell; with captions and yes / no
+    ``stage2_answers`` trains the direct image questions' one-token answers alone (every response token masked,
+    the layout's newline and end-of-turn not targets: the only objective measured to leave the answer plateau);
+    ``stage2_mmu`` continues on the grounding rows (what is in each cell; with captions and yes / no
     answers alone the model never read its images), the direct image questions and the thinking-variant
     yes / no rows (verdict per cell), with EOS / end-of-turn targets down-weighted; stage 3 is UniGRPO on the
     POPE / MME thinking prompts with the :data:`THINK_PRESET` sampler, correctness + format rewards."""
@@ -83,9 +87,21 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                    "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2"] // 10), "min_lr_scale": 0.05,
                              "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                    "train": train("stage2")},
+        "stage2_answers": {"name": "world-stage2-answers", "kind": "unified",
+                           "model": {**model, "path": "runs/world/stage2/last"},
+                           "data": {"max_seq_length": 72, "lm_max_length": 72, "num_vq_tokens": n_vq,
+                                    "batch_size": {"t2i": 0, "lm": 0, "mmu": 32}, "lm_format": "chat",
+                                    "think_format": False,
+                                    "sources": [{"path": "stage2/mmu_direct.jsonl", "kind": "mmu", "weight": 1.0}]},
+                           "objective": {"coefficients": {"t2i": 0.0, "lm": 0.0, "mmu": 1.0}, "structural_weight": 0.0,
+                                         "target_weights": {"\n": 0.0, direct_chat_eot(): 0.0},
+                                         "mmu_full_mask_prob": 1.0},
+                           "optim": {"lr": 1.0e-3, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0,
+                                     "betas": WORLD_ADAM_BETAS},
+                           "train": train("stage2_answers")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
-                       "model": {**model, "path": "runs/world/stage2/last"},
-                       "data": {"max_seq_length": 152, "lm_max_length": 288, "num_vq_tokens": n_vq,
+                       "model": {**model, "path": "runs/world/stage2_answers/last"},
+                       "data": {"max_seq_length": 168, "lm_max_length": 288, "num_vq_tokens": n_vq,
                                 "batch_size": {"t2i": 0, "lm": 2, "mmu": 32}, "lm_format": "chat",
                                 "think_format": False,
                                 "sources": [{"path": "stage2/mmu_cells.jsonl", "kind": "mmu", "weight": 1.0},

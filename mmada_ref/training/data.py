@@ -200,16 +200,16 @@ class TextFormatter:
         return self.encode(str(text))
 
 
-def _piece_weights(formatter: TextFormatter, weights: dict) -> dict[int, float]:
-    """``objective.target_weights`` (text piece -> weight) as token id -> weight; a piece must be one token."""
-    by_id = {}
+def _piece_weights(formatter: TextFormatter, weights: dict) -> dict:
+    """``objective.target_weights`` (text piece -> weight) as token id (one-token piece) or tuple of ids (a piece of
+    several tokens: only its whole occurrences are weighted) -> weight."""
+    by_target = {}
     for piece, weight in weights.items():
         ids = formatter.encode(str(piece))
-        if len(ids) != 1:
-            raise ValueError(f"objective.target_weights: {piece!r} is {len(ids)} tokens of this tokenizer, "
-                             "not one; give a piece that is a single token (mind the leading space)")
-        by_id[ids[0]] = float(weight)
-    return by_id
+        if not ids:
+            raise ValueError(f"objective.target_weights: {piece!r} encodes to no token; give a non-empty text piece")
+        by_target[ids[0] if len(ids) == 1 else tuple(ids)] = float(weight)
+    return by_target
 
 
 class UnifiedBatchBuilder:

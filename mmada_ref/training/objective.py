@@ -60,16 +60,30 @@ def mask_text(input_ids: torch.Tensor, mask_id: int, eps: float = TEXT_EPS, prom
     return TextNoise(noisy=noisy, p_mask=p.contiguous(), answer_lengths=answer_lengths)
 
 
-def target_weights(labels: torch.Tensor, weight_by_id: dict[int, float]) -> Optional[torch.Tensor]:
-    """Per-target text-loss weights: ``weight_by_id[label]`` where the label is a key, 1 elsewhere; ``None`` when
-    every weight is 1 (the official objective, unchanged)."""
-    weight_by_id = {i: float(w) for i, w in weight_by_id.items() if float(w) != 1.0}
-    if not weight_by_id:
+def target_weights(labels: torch.Tensor, weight_by_target: dict) -> Optional[torch.Tensor]:
+    """Per-target text-loss weights: a key is a token id (every target with that id) or a tuple of ids (each
+    target of every whole occurrence of that sequence); 1 elsewhere. ``None`` when every weight is 1 (the official
+    objective, unchanged). Later keys win where occurrences overlap."""
+    by_sequence = {(key,) if isinstance(key, int) else tuple(key): float(w) for key, w in weight_by_target.items()
+                   if float(w) != 1.0}
+    if not by_sequence:
         return None
     weights = torch.ones(labels.shape, device=labels.device)
-    for token_id, weight in weight_by_id.items():
-        weights = torch.where(labels == token_id, weight, weights)
+    for sequence, weight in by_sequence.items():
+        weights = torch.where(_occurrences(labels, sequence), weight, weights)
     return weights
+
+
+def _occurrences(labels: torch.Tensor, sequence: tuple[int, ...]) -> torch.Tensor:
+    """Boolean ``labels``-shaped mask of the positions covered by whole occurrences of ``sequence``."""
+    n, length = len(sequence), labels.shape[-1]
+    covered = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    if n > length:
+        return covered
+    starts = (labels.unfold(-1, n, 1) == torch.tensor(sequence, device=labels.device)).all(-1)
+    for offset in range(n):
+        covered[..., offset:offset + starts.shape[-1]] |= starts
+    return covered
 
 
 def cosine_mask_prob(t: torch.Tensor) -> torch.Tensor:

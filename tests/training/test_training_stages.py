@@ -58,8 +58,9 @@ def test_stage2_batches_use_the_thinking_format_and_mask_responses_only(stages, 
     assert "<think>" in text and "</think> 3" in text and "reasoning process" in text
 
 
-def test_target_weights_scale_the_chosen_tokens_and_refuse_multi_token_pieces(stages, tmp_path):
-    """objective.target_weights: each piece's token gets its weight in the text-loss weights; others keep theirs."""
+def test_target_weights_scale_chosen_tokens_and_whole_multi_token_pieces(stages, tmp_path):
+    """objective.target_weights: a one-token piece weights every target with that id, a piece of several tokens
+    each token of its whole occurrences; every other target keeps its weight; an empty piece is refused."""
     stage = json.loads(json.dumps(stages["stage2"]))
     trainer = Trainer(stage_from_dict(stage), tmp_path / "plain", resume=False)
     piece = next(t for t in trainer.tokenizer.convert_ids_to_tokens(trainer.step_fn.builder.next().lm_labels[0].tolist())
@@ -76,8 +77,22 @@ def test_target_weights_scale_the_chosen_tokens_and_refuse_multi_token_pieces(st
         chosen = labels == piece_id[0]
         assert torch.all(weights[chosen] == 3.0)
         assert not torch.any(weights[~chosen] == 3.0)
-    stage["objective"]["target_weights"] = {"two words here": 2.0}
-    with pytest.raises(ValueError, match="target_weights.*not one"):
+    labels = batch.lm_labels[0].tolist()
+    start = next(i for i in range(len(labels) - 1) if min(labels[i], labels[i + 1]) >= 0 and labels[i] != labels[i + 1])
+    pair_text = trainer.tokenizer.decode(labels[start:start + 2])
+    pair = tuple(trainer.tokenizer(pair_text, add_special_tokens=False)["input_ids"])
+    assert len(pair) == 2, pair_text
+    stage["objective"]["target_weights"] = {pair_text: 0.5}
+    batch = Trainer(stage_from_dict(stage), tmp_path / "pair", resume=False).step_fn.builder.next()
+    for row_labels, row_weights in zip(batch.lm_labels.tolist(), batch.lm_loss_weights.tolist()):
+        covered = [False] * len(row_labels)
+        for i in range(len(row_labels) - 1):
+            if tuple(row_labels[i:i + 2]) == pair:
+                covered[i] = covered[i + 1] = True
+        assert [w == 0.5 for w in row_weights] == covered  # whole occurrences only, never a lone token of the pair
+    assert any(0.5 in w for w in batch.lm_loss_weights.tolist())
+    stage["objective"]["target_weights"] = {"": 2.0}
+    with pytest.raises(ValueError, match="target_weights.*no token"):
         Trainer(stage_from_dict(stage), tmp_path / "bad", resume=False)
 
 

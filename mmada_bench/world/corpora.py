@@ -13,7 +13,7 @@
   ``mmu_think.jsonl`` (POPE / MME yes-no rows of ``n / 4`` images each in the thinking variant the world model
   answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.yes_no_rows`, layout ``think``);
 * ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
-  chat, POPE / MME yes-no in the thinking variant) with gold answers for the correctness reward
+  chat, the direct POPE / MME yes-no questions) with gold answers for the correctness reward
   (:func:`.sft.grpo_prompts`),
   ``t2i_prompts.jsonl`` ``{"caption"}`` (world-oracle reward);
 * ``images/<stream>/<i>.png`` (rows name them by absolute path; with ``magvit`` also ``image_codes``);
@@ -178,7 +178,7 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
         "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft_direct,
                    grounding_rows(captioned, images, next((r.get("chat_eot") for r in sft_direct), None)),
                    sft_think],
-        "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_think, "mmu"), stage3_t2i(seed, n)],
+        "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_direct, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}
     for stage, tables in files.items():

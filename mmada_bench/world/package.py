@@ -18,16 +18,12 @@ from mmada_bench.models.defaults import DEFAULTS_FILE
 from mmada_ref import MMaDAModelLM
 
 from .init_model import TOKENIZER_FILES
-from .sft import THINK_VARIANT
-from .stage_configs import THINK_PRESET
 
 WORLD_LABEL = "SHAPES-WORLD MODEL: trained on the synthetic shapes world, not a benchmark result"
 WORLD_DEFAULTS = {
     "label": WORLD_LABEL,
-    "task_presets": {"gsm8k": "world-text", "math500": "world-text", "pope": THINK_PRESET, "mme": THINK_PRESET},
-    # the image yes / no questions are answered in app.py's thinking mode (a verdict per cell, then the answer):
-    # the tiny model does not learn the 2-token direct answer (mmada_bench/world/README.md)
-    "task_variants": {"pope": THINK_VARIANT, "mme": THINK_VARIANT},
+    # POPE / MME run in the cards' default (official VLMEvalKit, 2-token direct) layout the model was trained in
+    "task_presets": {"gsm8k": "world-text", "math500": "world-text"},
     "num_fewshot": {"gsm8k": 0, "math500": 0},  # trained 0-shot: 5 shots would make each prompt ~550 tokens
 }
 WEIGHTS_DTYPE = torch.bfloat16

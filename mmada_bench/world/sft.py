@@ -48,6 +48,12 @@ def direct_chat_eot() -> str:
     return _card_and_variant("pope")[1].chat_eot or "<|eot_id|>"
 
 
+def direct_preset() -> str:
+    """The sampler preset the harness answers a direct POPE / MME question with (the card's default variant)."""
+    card, variant = _card_and_variant("pope")
+    return variant.preset or card.preset
+
+
 def text_rows(seed: int, n: int) -> list[dict]:
     """GSM8K-format rows in the chat layout (``<think>`` steps, then ``#### N``) and MATH500-format rows in
     Minerva's plain layout (``Problem: ... Solution: ... \\boxed{}``), ``n`` of each."""

@@ -9,7 +9,7 @@ import yaml
 
 from mmada_ref.sampling.presets import get_preset
 
-from .sft import direct_chat_eot
+from .sft import direct_chat_eot, direct_preset
 
 DEFAULT_NUM_VQ_TOKENS = 64  # 8 x 8 codes of the default world MAGVIT (train_magvit --levels 3)
 MODEL_PLACEHOLDER = "runs/world/init"  # a tiny MMaDA checkpoint folder in the official layout
@@ -31,17 +31,19 @@ STAGE2_MMU_STRUCTURAL_WEIGHT = 0.1
 #: steps' large gradients in the second moment for ~1,000 steps, i.e. the whole of a world stage, and holds the
 #: answers on a plateau (twelfth round of mmada_bench/world/README.md)
 WORLD_ADAM_BETAS = [0.9, 0.95]
-#: the sampler preset the world model's POPE / MME thinking prompts run with (harness and stage-3 rollouts)
+#: the sampler preset of the thinking POPE / MME variant (``stage2_mmu``'s rows; the harness's ``--variant
+#: mmada-app-think`` on the world model)
 THINK_PRESET = "world-mmu-think"
 
 
-def _think_sampler() -> dict:
-    settings = get_preset(THINK_PRESET).settings
+def _sampler(preset: str) -> dict:
+    settings = get_preset(preset).settings
     return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
 
 
-#: optimiser steps per stage of the shipped world model (``pipeline.SCALES`` scales them down for tests)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_mmu": 500, "stage3": 30}
+#: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
+#: but not in the default build, see ``pipeline.STAGES``)
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_mmu": 500, "stage3": 60}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
@@ -51,10 +53,10 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
     ``stage2_answers`` trains the direct image questions' one-token answers alone (every response token masked,
     the layout's newline and end-of-turn not targets: the only objective measured to leave the answer plateau);
-    ``stage2_mmu`` continues on the grounding rows (what is in each cell; with captions and yes / no
-    answers alone the model never read its images), the direct image questions and the thinking-variant
-    yes / no rows (verdict per cell), with EOS / end-of-turn targets down-weighted; stage 3 is UniGRPO on the
-    POPE / MME thinking prompts with the :data:`THINK_PRESET` sampler, correctness + format rewards."""
+    stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
+    (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
+    yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
+    default build: after ``stage2_answers`` it undoes the direct answers (thirteenth round of the README)."""
     from .corpora import STAGE_FILES
 
     steps = {**DEFAULT_STEPS, **(steps or {})}
@@ -113,14 +115,15 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                        "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2_mmu"] // 10),
                                  "min_lr_scale": 0.05, "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                        "train": train("stage2_mmu")},
-        "stage3": {"name": "world-stage3", "kind": "grpo", "model": {**model, "path": "runs/world/stage2_mmu/last"},
-                   "data": {"max_seq_length": 152, "num_vq_tokens": n_vq, "think_format": False,
+        "stage3": {"name": "world-stage3", "kind": "grpo",
+                   "model": {**model, "path": "runs/world/stage2_answers/last"},
+                   "data": {"max_seq_length": 72, "num_vq_tokens": n_vq, "think_format": False,
                             "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
-                   "optim": {"lr": 2.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},
+                   "optim": {"lr": 5.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},
                    "train": train("stage3", log_every=max(1, min(5, steps["stage3"]))),
-                   "grpo": {"prompts_per_step": 4, "group_size": 8, "beta": 0.01,
-                            "sampler": {**_think_sampler(), "temperature": 1.0},
-                            "rewards": [{"name": "correctness", "weight": 1.0}, {"name": "format", "weight": 0.25}]}},
+                   "grpo": {"prompts_per_step": 16, "group_size": 8, "beta": 0.01,
+                            "sampler": {**_sampler(direct_preset()), "temperature": 1.0},
+                            "rewards": [{"name": "correctness", "weight": 1.0}]}},
     }
 
 
@@ -132,6 +135,7 @@ def write_stage_configs(out: str | Path, magvit: Optional[str | Path] = None, st
     configs = stage_dicts(magvit, steps)
     t2i = json.loads(json.dumps(configs["stage3"]))
     t2i.update(name="world-stage3-t2i")
+    t2i["data"]["max_seq_length"] = configs["stage2"]["data"]["max_seq_length"]
     t2i["data"]["sources"] = [{"path": "stage3/t2i_prompts.jsonl", "kind": "t2i", "weight": 1.0}]
     t2i["grpo"].update(prompts_per_step=2, rewards=[{"name": "mmada_bench.world.rewards:oracle_reward", "weight": 1.0}])
     configs["stage3_t2i"] = t2i

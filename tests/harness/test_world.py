@@ -480,22 +480,28 @@ def test_direct_rows_ask_every_yes_no_item_in_the_official_layout(tmp_path):
 
 
 @pytest.mark.parametrize("task", ["pope", "mme"])
-def test_thinking_rows_are_the_prompts_the_world_model_is_evaluated_with(task, task_dir):
-    """The packaged defaults run POPE / MME in the thinking variant; the training rows use exactly its user turn."""
+def test_direct_rows_are_the_prompts_the_world_model_is_evaluated_with(task, task_dir):
+    """The packaged defaults run POPE / MME in the card's default (direct) variant; the direct training rows and
+    stage 3's rollouts use exactly its user turn, end-of-turn string and sampler."""
     from mmada_bench.cards.discovery import get_task
     from mmada_bench.models.defaults import CheckpointDefaults
     from mmada_bench.run.planning import plan_task
     from mmada_bench.run.types import RunSettings
     from mmada_bench.world.package import WORLD_DEFAULTS
-    from mmada_bench.world.sft import THINK_VARIANT, harness_turn
+    from mmada_bench.world.sft import direct_chat_eot, direct_preset, harness_turn
+    from mmada_bench.world.stage_configs import stage_dicts
 
     defaults = CheckpointDefaults(**{k: v for k, v in WORLD_DEFAULTS.items() if k != "label"})
-    plan = plan_task(get_task(task), RunSettings(tasks=[task], data_dir=str(task_dir), limit=3), defaults,
-                     family="mmada")
-    assert plan.variant_name == THINK_VARIANT and plan.preset.name == WORLD_DEFAULTS["task_presets"][task]
+    card = get_task(task)
+    plan = plan_task(card, RunSettings(tasks=[task], data_dir=str(task_dir), limit=3), defaults, family="mmada")
+    assert plan.variant_name == card.default_variant_for("mmada") and plan.preset.name == direct_preset()
+    sampler = stage_dicts()["stage3"]["grpo"]["sampler"]
+    settings = plan.preset.settings
+    assert (sampler["gen_length"], sampler["steps"], sampler["block_length"]) == (
+        settings.gen_length, settings.steps, settings.block_length)
     for planned in plan.items:
-        turn, eot, chat = harness_turn(task, planned.item.doc, THINK_VARIANT)
-        assert chat and turn == planned.messages[-1]["content"] and eot == plan.variant.chat_eot
+        turn, eot, chat = harness_turn(task, planned.item.doc)
+        assert chat and turn == planned.messages[-1]["content"] and eot == plan.variant.chat_eot == direct_chat_eot()
 
 
 @pytest.mark.parametrize("build", [pope_rows, mme_rows])

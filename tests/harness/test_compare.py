@@ -126,6 +126,17 @@ def test_paired_bootstrap_interval_sanity():
         paired_bootstrap(base, shifted[:-1])
 
 
+def test_every_card_tolerance_is_on_the_scale_the_gate_compares():
+    """The gate pairs per-item scores (0..1 for every text task), so a card's tolerance is a drop on that scale, as
+    on the command line; a larger one (e.g. MME's perception points) would never flag a regression."""
+    from mmada_bench.cards.discovery import get_task, task_cards
+
+    for name in task_cards():
+        card = get_task(name)
+        if card.output_kind == "text":
+            parse_tolerances([f"{name}={card.regression.tolerance}"])  # raises on the wrong scale
+
+
 def test_tolerance_parsing_errors_are_clear():
     assert parse_tolerances(["0.02", "math500=0.03"]) == ({"math500": 0.03}, 0.02)
     with pytest.raises(ValueError, match="TASK=VALUE"):

@@ -51,8 +51,9 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
 
     Stage 1 learns the plain formats (captions, plain GSM8K / MATH text, image captioning, t2i); stage 2 the
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
-    ``stage2_answers`` trains the direct image questions' one-token answers alone (every response token masked,
-    the layout's newline and end-of-turn not targets: the only objective measured to leave the answer plateau);
+    ``stage2_answers`` trains the one-token answers of the direct yes / no questions alone (the rows stage 3
+    draws its prompts from; every response token masked, the layout's newline and end-of-turn not targets: the
+    only objective measured to leave the answer plateau);
     stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
     (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
     yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
@@ -94,7 +95,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                            "data": {"max_seq_length": 72, "lm_max_length": 72, "num_vq_tokens": n_vq,
                                     "batch_size": {"t2i": 0, "lm": 0, "mmu": 32}, "lm_format": "chat",
                                     "think_format": False,
-                                    "sources": [{"path": "stage2/mmu_direct.jsonl", "kind": "mmu", "weight": 1.0}]},
+                                    "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
                            "objective": {"coefficients": {"t2i": 0.0, "lm": 0.0, "mmu": 1.0}, "structural_weight": 0.0,
                                          "target_weights": {"\n": 0.0, direct_chat_eot(): 0.0},
                                          "mmu_full_mask_prob": 1.0},

@@ -24,7 +24,7 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
     return side * side
 
 
-#: text-loss weight of EOS / end-of-turn targets in ``stage2_mmu`` (the official 1.0 keeps a tiny model from
+#: text-loss weight of EOS / end-of-turn targets in ``stage2_turns`` and ``stage2_mmu`` (the official 1.0 keeps a tiny model from
 #: learning answers that depend on the prompt; measured in mmada_bench/world/README.md)
 STAGE2_MMU_STRUCTURAL_WEIGHT = 0.1
 #: Adam betas of the world's stages 1-2: the official beta2 = 0.999 (made for 10^5-step runs) keeps the first
@@ -43,7 +43,8 @@ def _sampler(preset: str) -> dict:
 
 #: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
 #: but not in the default build, see ``pipeline.STAGES``)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_mmu": 500, "stage3": 60}
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_turns": 150, "stage2_mmu": 500,
+                 "stage3": 60}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
@@ -53,7 +54,8 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     harness's prompt layouts (:mod:`.sft`, ``think_format`` off because the rows carry the prompts);
     ``stage2_answers`` trains the one-token answers of the direct yes / no questions alone (the rows stage 3
     draws its prompts from; every response token masked, the layout's newline and end-of-turn not targets: the
-    only objective measured to leave the answer plateau);
+    only objective measured to leave the answer plateau); ``stage2_turns`` continues on the same rows with every
+    target (EOS / end-of-turn at :data:`STAGE2_MMU_STRUCTURAL_WEIGHT`), so that the answer ends its turn;
     stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
     (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
     yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
@@ -73,6 +75,16 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
         return {"max_steps": n, "seed": 10086, "log_every": max(1, min(25, n // 10)),
                 "save_every": max(1, min(250, n)), "keep_last": 1, **extra}
 
+    answers = {"name": "world-stage2-answers", "kind": "unified",
+               "model": {**model, "path": "runs/world/stage2/last"},
+               "data": {"max_seq_length": 72, "lm_max_length": 72, "num_vq_tokens": n_vq,
+                        "batch_size": {"t2i": 0, "lm": 0, "mmu": 32}, "lm_format": "chat", "think_format": False,
+                        "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
+               "objective": {"coefficients": {"t2i": 0.0, "lm": 0.0, "mmu": 1.0}, "structural_weight": 0.0,
+                             "target_weights": {"\n": 0.0, direct_chat_eot(): 0.0}, "mmu_full_mask_prob": 1.0},
+               "optim": {"lr": 1.0e-3, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0,
+                         "betas": WORLD_ADAM_BETAS},
+               "train": train("stage2_answers")}
     return {
         "stage1": {"name": "world-stage1", "kind": "unified", "model": model,
                    "data": {"max_seq_length": 56, "lm_max_length": 192, "num_vq_tokens": n_vq,
@@ -90,18 +102,12 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                    "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2"] // 10), "min_lr_scale": 0.05,
                              "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                    "train": train("stage2")},
-        "stage2_answers": {"name": "world-stage2-answers", "kind": "unified",
-                           "model": {**model, "path": "runs/world/stage2/last"},
-                           "data": {"max_seq_length": 72, "lm_max_length": 72, "num_vq_tokens": n_vq,
-                                    "batch_size": {"t2i": 0, "lm": 0, "mmu": 32}, "lm_format": "chat",
-                                    "think_format": False,
-                                    "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
-                           "objective": {"coefficients": {"t2i": 0.0, "lm": 0.0, "mmu": 1.0}, "structural_weight": 0.0,
-                                         "target_weights": {"\n": 0.0, direct_chat_eot(): 0.0},
-                                         "mmu_full_mask_prob": 1.0},
-                           "optim": {"lr": 1.0e-3, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0,
-                                     "betas": WORLD_ADAM_BETAS},
-                           "train": train("stage2_answers")},
+        "stage2_answers": answers,
+        "stage2_turns": {**answers, "name": "world-stage2-turns",
+                         "model": {**model, "path": "runs/world/stage2_answers/last"},
+                         "objective": {**answers["objective"], "structural_weight": STAGE2_MMU_STRUCTURAL_WEIGHT,
+                                       "target_weights": {}},
+                         "train": train("stage2_turns")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
                        "model": {**model, "path": "runs/world/stage2_answers/last"},
                        "data": {"max_seq_length": 168, "lm_max_length": 288, "num_vq_tokens": n_vq,
@@ -117,7 +123,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                                  "min_lr_scale": 0.05, "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                        "train": train("stage2_mmu")},
         "stage3": {"name": "world-stage3", "kind": "grpo",
-                   "model": {**model, "path": "runs/world/stage2_answers/last"},
+                   "model": {**model, "path": "runs/world/stage2_turns/last"},
                    "data": {"max_seq_length": 72, "num_vq_tokens": n_vq, "think_format": False,
                             "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
                    "optim": {"lr": 5.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},

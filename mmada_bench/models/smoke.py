@@ -1,9 +1,10 @@
 """The packaged demo models: where they are and how the harness picks them.
 
 Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: today the smoke model (random weights, built by
-:mod:`mmada_bench.models.build_smoke`). :data:`WORLD_MODEL_DIR` is where a trained shapes-world model
-(``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`) goes once one reaches
-its target scores; it is not shipped yet (see ``mmada_bench/world/README.md``). Demo checkpoints carry
+:mod:`mmada_bench.models.build_smoke`). :data:`WORLD_MODEL_DIR` holds the shipped shapes-world model
+(``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`; pass ``--model
+mmada_bench/assets/mmada-world``): it answers POPE / MME but misses the issue's other targets, so it is not the
+default yet (see ``mmada_bench/world/README.md``). Demo checkpoints carry
 ``harness_defaults.json`` (:mod:`mmada_bench.models.defaults`): the label every output carries ("not a
 benchmark result") and the sampler presets they run with unless ``--preset`` is given.
 """

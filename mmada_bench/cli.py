@@ -32,7 +32,7 @@ COMMANDS: dict[str, str] = {
 EPILOG = """\
 examples:
   python -m mmada_bench list-tasks
-  python -m mmada_bench run --tasks gsm8k --limit 20                  # packaged smoke model + data
+  python -m mmada_bench run --tasks gsm8k --limit 20                  # packaged demo model + data
   python -m mmada_bench run --tasks gsm8k,math500 --model /ckpt/MMaDA-8B-MixCoT \\
       --data-dir ../shared/data --device cuda --dtype bfloat16 --batch-size 8
   python -m mmada_bench run --tasks gsm8k --model dummy --variant mmada-chat --limit 5

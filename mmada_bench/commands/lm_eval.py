@@ -9,7 +9,7 @@ DESCRIPTION = """\
 lm-evaluation-harness (0.4) has no model plugin discovery: this command imports the MMaDA adapter
 (mmada_bench/lm_eval_bridge.py, registered as "mmada") and then hands every argument to lm-eval's
 own command line. --model_args of mmada: pretrained=DIR (MMaDA or LLaDA folder; default: the
-packaged smoke checkpoint), preset=NAME, gen_length=N, mc_num=N, mc_batch_size=N, seed=S, dtype=D.
+packaged demo checkpoint), preset=NAME, gen_length=N, mc_num=N, mc_batch_size=N, seed=S, dtype=D.
 Run `python -m mmada_bench lm-eval --help` for lm-eval's options."""
 EPILOG = """\
 examples:

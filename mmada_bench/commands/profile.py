@@ -20,11 +20,11 @@ large-matmul rate of this device in this dtype. Timing uses CUDA events on a GPU
 
 Rows go to profiles.parquet beside the leaderboard (atomic, locked; a re-profile replaces the
 same settings); plots: profile_latency_vs_batch.png and profile_speed_vs_quality.png (joined with
-leaderboard rows of the same model fingerprint and preset). Without --model the packaged smoke
-model is profiled with cheap presets and labelled smoke."""
+leaderboard rows of the same model fingerprint and preset). Without --model the packaged demo
+model (the shapes-world model) is profiled with cheap presets and labelled a demo."""
 EPILOG = """\
 examples:
-  python -m mmada_bench profile                                    # smoke model, all shapes, batch 1
+  python -m mmada_bench profile                                    # packaged demo model, all shapes, batch 1
   python -m mmada_bench profile --model /ckpt/MMaDA-8B-MixCoT --device cuda --dtype bfloat16 \\
       --tasks text,mmu,t2i --presets gsm8k-paper,fast,mmu-vlmevalkit,t2i-repo --batch-sizes 1,4,16
   python -m mmada_bench profile --model /ckpt/MMaDA-8B-MixCoT --tasks gsm8k --device cuda  # card preset
@@ -32,12 +32,12 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default=None, help="MMaDA checkpoint folder (default: the packaged smoke model)")
+    parser.add_argument("--model", default=None, help="MMaDA checkpoint folder (default: the packaged demo model)")
     parser.add_argument("--tasks", default="text,mmu,t2i",
                         help="shapes (text, mmu, t2i) or task cards (profiled with the card's preset); default: all shapes")
     parser.add_argument("--presets", default=None,
                         help="comma-separated sampler presets; each goes to the shapes of its kind (*mmu* presets to mmu) "
-                             "(default: ci/ci-mmu/t2i-ci for the smoke model; gsm8k-paper,fast / mmu-vlmevalkit / t2i-repo)")
+                             "(default: ci/ci-mmu/t2i-ci for the packaged demo model; gsm8k-paper,fast / mmu-vlmevalkit / t2i-repo)")
     parser.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes (default: 1)")
     parser.add_argument("--prompt-length", type=int, default=None,
                         help="prompt tokens (text part for mmu/t2i); default: 900 text / 64 otherwise (smoke: 64/32/16)")

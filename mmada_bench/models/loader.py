@@ -3,8 +3,8 @@
 * a registered family name, optionally with options: ``dummy``, ``dummy:delay=0.1``;
 * a checkpoint folder: its ``config.json`` picks the family (``model_type: mmada`` -> ``mmada``,
   loaded lazily from :mod:`mmada_bench.models.mmada`);
-* nothing: the packaged smoke checkpoint ``mmada_bench/assets/mmada-smoke/`` (falls back to the
-  dummy model, with a warning, while that folder is absent). Both are labelled: a checkpoint folder whose
+* nothing: the packaged default, ``mmada_bench/assets/mmada-world/`` (the shapes-world model) or else
+  ``mmada_bench/assets/mmada-smoke/`` (falls back to the dummy model, with a warning, while neither is there). Both are labelled: a checkpoint folder whose
   ``harness_defaults.json`` has a ``label`` (or that holds ``SMOKE_MODEL.md``) is never a benchmark result.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def resolve_model(spec: str | None, *, device: str = "cpu", dtype: str = "float3
     if spec is None:
         if (DEFAULT_MODEL_DIR / "config.json").exists():
             model = resolve_model(str(DEFAULT_MODEL_DIR), device=device, dtype=dtype, **options)
-            model.is_smoke = True
+            model.is_smoke = True  # a demo model, never shown as a benchmark result (its label says which)
             return model
         warnings.warn(f"no --model given and the packaged checkpoint {DEFAULT_MODEL_DIR.name} is missing: using the "
                       "dummy model (results are labelled smoke)", stacklevel=2)

@@ -1,10 +1,9 @@
 """The packaged demo models: where they are and how the harness picks them.
 
-Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: today the smoke model (random weights, built by
-:mod:`mmada_bench.models.build_smoke`). :data:`WORLD_MODEL_DIR` holds the shipped shapes-world model
-(``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`; pass ``--model
-mmada_bench/assets/mmada-world``): it answers POPE / MME but misses the issue's other targets, so it is not the
-default yet (see ``mmada_bench/world/README.md``). Demo checkpoints carry
+Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: the shipped shapes-world model
+(:data:`WORLD_MODEL_DIR`, trained by ``python -m mmada_bench world build`` and packaged by
+:mod:`mmada_bench.world.package`), or the smoke model (random weights, built by
+:mod:`mmada_bench.models.build_smoke`) where that folder is missing. Demo checkpoints carry
 ``harness_defaults.json`` (:mod:`mmada_bench.models.defaults`): the label every output carries ("not a
 benchmark result") and the sampler presets they run with unless ``--preset`` is given.
 """
@@ -18,7 +17,7 @@ from mmada_bench.models.defaults import NO_DEFAULTS, CheckpointDefaults
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 WORLD_MODEL_DIR = ASSETS / "mmada-world"
 SMOKE_MODEL_DIR = ASSETS / "mmada-smoke"
-DEFAULT_MODEL_DIR = SMOKE_MODEL_DIR
+DEFAULT_MODEL_DIR = WORLD_MODEL_DIR if (WORLD_MODEL_DIR / "config.json").is_file() else SMOKE_MODEL_DIR
 
 #: a file in a checkpoint folder that marks it as a smoke / demo checkpoint: its results are labelled
 #: smoke however the folder is passed (never shown as a benchmark result)
@@ -28,8 +27,11 @@ SMOKE_LABEL = "SMOKE MODEL: not a real result"
 #: the cheap smoke presets stand for each other across output kinds (``--preset ci`` on a t2i task = ``t2i-ci``)
 SMOKE_PRESETS = {"text": "ci", "image": "t2i-ci"}
 
-NO_MODEL_WARNING = (f"no --model: using the packaged smoke model (random weights) with the {SMOKE_PRESETS['text']!r} / "
-                    f"{SMOKE_PRESETS['image']!r} sampler presets (pass --preset to change)")
+NO_MODEL_WARNING = (
+    "no --model: using the packaged shapes-world model (a demo trained on the synthetic world, not a benchmark "
+    "result; pass --model DIR for a real checkpoint)" if DEFAULT_MODEL_DIR == WORLD_MODEL_DIR else
+    f"no --model: using the packaged smoke model (random weights) with the {SMOKE_PRESETS['text']!r} / "
+    f"{SMOKE_PRESETS['image']!r} sampler presets (pass --preset to change)")
 
 
 def result_label(row) -> str:

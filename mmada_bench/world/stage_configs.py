@@ -24,16 +24,13 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
     return side * side
 
 
-#: text-loss weight of EOS / end-of-turn targets in ``stage2_turns`` and ``stage2_mmu`` (the official 1.0 keeps a tiny model from
-#: learning answers that depend on the prompt; measured in mmada_bench/world/README.md)
-STAGE2_MMU_STRUCTURAL_WEIGHT = 0.1
+#: text-loss weight of EOS / end-of-turn targets in ``stage2_turns`` and ``stage2_mmu`` (the official 1.0 keeps a
+#: tiny model from learning answers that depend on the prompt; measured in mmada_bench/world/README.md)
+WORLD_STRUCTURAL_WEIGHT = 0.1
 #: Adam betas of the world's stages 1-2: the official beta2 = 0.999 (made for 10^5-step runs) keeps the first
 #: steps' large gradients in the second moment for ~1,000 steps, i.e. the whole of a world stage, and holds the
 #: answers on a plateau (twelfth round of mmada_bench/world/README.md)
 WORLD_ADAM_BETAS = [0.9, 0.95]
-#: the sampler preset of the thinking POPE / MME variant (``stage2_mmu``'s rows; the harness's ``--variant
-#: mmada-app-think`` on the world model)
-THINK_PRESET = "world-mmu-think"
 
 
 def _sampler(preset: str) -> dict:
@@ -55,7 +52,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     ``stage2_answers`` trains the one-token answers of the direct yes / no questions alone (the rows stage 3
     draws its prompts from; every response token masked, the layout's newline and end-of-turn not targets: the
     only objective measured to leave the answer plateau); ``stage2_turns`` continues on the same rows with every
-    target (EOS / end-of-turn at :data:`STAGE2_MMU_STRUCTURAL_WEIGHT`), so that the answer ends its turn;
+    target (EOS / end-of-turn at :data:`WORLD_STRUCTURAL_WEIGHT`), so that the answer ends its turn;
     stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
     (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
     yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
@@ -105,7 +102,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
         "stage2_answers": answers,
         "stage2_turns": {**answers, "name": "world-stage2-turns",
                          "model": {**model, "path": "runs/world/stage2_answers/last"},
-                         "objective": {**answers["objective"], "structural_weight": STAGE2_MMU_STRUCTURAL_WEIGHT,
+                         "objective": {**answers["objective"], "structural_weight": WORLD_STRUCTURAL_WEIGHT,
                                        "target_weights": {}},
                          "train": train("stage2_turns")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
@@ -118,7 +115,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                                             {"path": "stage2/mmu_think.jsonl", "kind": "mmu", "weight": 2.0},
                                             {"path": "stage2/text_cot.jsonl", "kind": "text", "weight": 1.0}]},
                        "objective": {"coefficients": {"t2i": 0.0, "lm": 0.5, "mmu": 1.0},
-                                     "structural_weight": STAGE2_MMU_STRUCTURAL_WEIGHT},
+                                     "structural_weight": WORLD_STRUCTURAL_WEIGHT},
                        "optim": {"lr": 1.0e-3, "warmup_steps": min(50, steps["stage2_mmu"] // 10),
                                  "min_lr_scale": 0.05, "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                        "train": train("stage2_mmu")},

@@ -1,9 +1,9 @@
 """The packaged demo models: where they are and how the harness picks them.
 
-Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: the shipped shapes-world model
-(:data:`WORLD_MODEL_DIR`, trained by ``python -m mmada_bench world build`` and packaged by
-:mod:`mmada_bench.world.package`), or the smoke model (random weights, built by
-:mod:`mmada_bench.models.build_smoke`) where that folder is missing. Demo checkpoints carry
+Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: a shapes-world model in :data:`WORLD_MODEL_DIR`
+(trained by ``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`, copied there by
+the user: it is not committed, its weights are 6.6 MB), or else the smoke model (random weights, built by
+:mod:`mmada_bench.models.build_smoke`). Demo checkpoints carry
 ``harness_defaults.json`` (:mod:`mmada_bench.models.defaults`): the label every output carries ("not a
 benchmark result") and the sampler presets they run with unless ``--preset`` is given.
 """

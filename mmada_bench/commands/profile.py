@@ -37,7 +37,8 @@ def add_arguments(parser) -> None:
                         help="shapes (text, mmu, t2i) or task cards (profiled with the card's preset); default: all shapes")
     parser.add_argument("--presets", default=None,
                         help="comma-separated sampler presets; each goes to the shapes of its kind (*mmu* presets to mmu) "
-                             "(default: ci/ci-mmu/t2i-ci for the packaged demo model; gsm8k-paper,fast / mmu-vlmevalkit / t2i-repo)")
+                             "(default: ci/ci-mmu/t2i-ci for the packaged demo model; "
+                             "gsm8k-paper,fast / mmu-vlmevalkit / t2i-repo)")
     parser.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes (default: 1)")
     parser.add_argument("--prompt-length", type=int, default=None,
                         help="prompt tokens (text part for mmu/t2i); default: 900 text / 64 otherwise (smoke: 64/32/16)")

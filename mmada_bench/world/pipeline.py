@@ -47,7 +47,8 @@ class Scale:
 SCALES = {
     "full": Scale(),
     "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
-                  layers=2, heads=2, steps={"stage1": 12, "stage2": 12, "stage2_answers": 6, "stage2_turns": 6, "stage3": 3}, clip_steps=10),
+                  layers=2, heads=2, clip_steps=10,
+                  steps={"stage1": 12, "stage2": 12, "stage2_answers": 6, "stage2_turns": 6, "stage3": 3}),
 }
 #: the stages the build runs, in order (``stage2_mmu.yaml``, ``stage3_text.yaml``, ``stage3_t2i.yaml`` are written too)
 STAGES = ("stage1", "stage2", "stage2_answers", "stage2_turns", "stage3")

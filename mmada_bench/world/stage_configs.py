@@ -106,7 +106,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                                        "target_weights": {}},
                          "train": train("stage2_turns")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
-                       "model": {**model, "path": "runs/world/stage2_answers/last"},
+                       "model": {**model, "path": "runs/world/stage2/last"},
                        "data": {"max_seq_length": 168, "lm_max_length": 288, "num_vq_tokens": n_vq,
                                 "batch_size": {"t2i": 0, "lm": 2, "mmu": 32}, "lm_format": "chat",
                                 "think_format": False,

@@ -53,7 +53,8 @@ class ObjectiveSection:
     #: with full weight there learns content that depends on the prompt far more slowly (mmada_bench/world/README.md)
     structural_weight: float = 1.0
     #: text-loss weights of chosen targets, ``{text piece: weight}`` (e.g. ``{" yes": 4.0}``, mind the leading
-    #: space); a piece of several tokens weights each token of its whole occurrences only. Empty = the official objective
+    #: space); a piece of several tokens weights each token of its whole occurrences only. Empty = the official
+    #: objective
     target_weights: dict = field(default_factory=dict)
     #: share of mmu rows whose whole response is masked (``t = 1``): the one-step answer the harness decodes for
     #: a direct question. 0 = the official objective (``t ~ U(0, 1)`` for every row, same random stream)

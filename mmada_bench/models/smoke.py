@@ -1,8 +1,8 @@
 """The packaged demo models: where they are and how the harness picks them.
 
 Without ``--model`` the run uses :data:`DEFAULT_MODEL_DIR`: a shapes-world model in :data:`WORLD_MODEL_DIR`
-(trained by ``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`, copied there by
-the user: it is not committed, its weights are 6.6 MB), or else the smoke model (random weights, built by
+(trained by ``python -m mmada_bench world build``, packaged by :mod:`mmada_bench.world.package`; committed, or
+copied there from a build), or else the smoke model (random weights, built by
 :mod:`mmada_bench.models.build_smoke`). Demo checkpoints carry
 ``harness_defaults.json`` (:mod:`mmada_bench.models.defaults`): the label every output carries ("not a
 benchmark result") and the sampler presets they run with unless ``--preset`` is given.
@@ -32,6 +32,11 @@ NO_MODEL_WARNING = (
     "result; pass --model DIR for a real checkpoint)" if DEFAULT_MODEL_DIR == WORLD_MODEL_DIR else
     f"no --model: using the packaged smoke model (random weights) with the {SMOKE_PRESETS['text']!r} / "
     f"{SMOKE_PRESETS['image']!r} sampler presets (pass --preset to change)")
+
+
+def model_label(model) -> str:
+    """A loaded model's "not a benchmark result" label ("" for a real checkpoint)."""
+    return getattr(model, "label", "") or (SMOKE_LABEL if getattr(model, "is_smoke", False) else "")
 
 
 def result_label(row) -> str:

@@ -20,7 +20,7 @@ class RunSettings:
     """Everything ``run`` needs besides the model object."""
 
     tasks: list[str]
-    model: Optional[str] = None  # --model; None = packaged smoke model
+    model: Optional[str] = None  # --model; None = the packaged default (models.smoke.DEFAULT_MODEL_DIR)
     limit: Optional[int] = None
     data_dir: Optional[str] = None
     output_dir: str = "leaderboards"

@@ -27,6 +27,14 @@ WORLD_DEFAULTS = {
     "num_fewshot": {"gsm8k": 0, "math500": 0},  # trained 0-shot: 5 shots would make each prompt ~550 tokens
 }
 WEIGHTS_DTYPE = torch.bfloat16
+#: one line per stage of the build, for the model card
+STAGE_SUMMARIES = {
+    "stage1": "unified masked-token pretraining (text, captioning, text-to-image)",
+    "stage2": "mixed CoT fine-tuning in the harness's prompt layouts",
+    "stage2_answers": "the direct POPE / MME yes / no answers alone, every response token masked",
+    "stage2_turns": "the same rows with every target, so that the answer ends its turn",
+    "stage3": "UniGRPO on the direct POPE / MME prompts with the correctness reward",
+}
 
 
 def package_model(checkpoint: str | Path, out: str | Path, clip_dir: Optional[str | Path] = None,
@@ -62,6 +70,9 @@ def model_card(model, build: dict) -> str:
         f"{cfg.codebook_size}). Its numbers measure the harness and the training recipe on a toy world; they are "
         "never comparable to the paper's baselines.", "",
         "Rebuild from nothing: `python -m mmada_bench world build --out runs/world` (see `mmada_bench/world/README.md`).",
-        "", "## Build", "", "```json", json.dumps(build, indent=1), "```", "",
+        "", "Stages (the project's one trainer, in order): " + "; ".join(
+            f"`{name}` {STAGE_SUMMARIES.get(name, '')} ({n:,} steps)" for name, n in
+            build.get("sizes", {}).get("steps", {}).items()) + ". Data: world corpora from the train seeds; "
+        "scored on the held-out evaluation split.", "", "## Build", "", "```json", json.dumps(build, indent=1), "```", "",
     ]
     return "\n".join(lines) + "\n"

@@ -37,9 +37,9 @@ class Scale:
     vocab: int = 640
     magvit_minutes: float = 12.0
     magvit_semantic_weight: float = 0.1  # each code names its patch's colour and shape (train_magvit docstring)
-    d_model: int = 192
+    d_model: int = 160  # 2.4 M parameters: the bf16 weights file stays under the 5 MB a shipped file may have
     layers: int = 6
-    heads: int = 6
+    heads: int = 5
     steps: dict = field(default_factory=lambda: dict(DEFAULT_STEPS))
     clip_steps: int = 600
 
@@ -161,7 +161,9 @@ class Build:
         return self.timings
 
     def summary(self) -> dict:
-        return {"scale": self.scale_name, "sizes": asdict(self.scale), "timings": self.timings,
+        sizes = asdict(self.scale)
+        sizes["steps"] = {name: n for name, n in sizes["steps"].items() if name in STAGES}  # the stages run
+        return {"scale": self.scale_name, "sizes": sizes, "timings": self.timings,
                 "eval_seed": DEFAULT_EVAL_SEED, "train_seed": DEFAULT_TRAIN_SEED}
 
 

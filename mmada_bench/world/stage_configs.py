@@ -41,7 +41,7 @@ def _sampler(preset: str) -> dict:
 #: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
 #: but not in the default build, see ``pipeline.STAGES``)
 DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_turns": 150, "stage2_mmu": 500,
-                 "stage3": 60}
+                 "stage3": 120}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
@@ -84,7 +84,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                "train": train("stage2_answers")}
     return {
         "stage1": {"name": "world-stage1", "kind": "unified", "model": model,
-                   "data": {"max_seq_length": 56, "lm_max_length": 192, "num_vq_tokens": n_vq,
+                   "data": {"max_seq_length": 56, "lm_max_length": 200, "num_vq_tokens": n_vq,
                             "batch_size": {"t2i": 12, "lm": 8, "mmu": 12}, "lm_format": "plain",
                             "sources": sources("stage1", [1.0, 1.0, 1.0])},
                    "objective": {"coefficients": {"t2i": 1.0, "lm": 1.0, "mmu": 1.0}},
@@ -92,7 +92,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                              "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                    "train": train("stage1")},
         "stage2": {"name": "world-stage2", "kind": "unified", "model": {**model, "path": "runs/world/stage1/last"},
-                   "data": {"max_seq_length": 136, "lm_max_length": 288, "num_vq_tokens": n_vq,
+                   "data": {"max_seq_length": 144, "lm_max_length": 288, "num_vq_tokens": n_vq,
                             "batch_size": {"t2i": 4, "lm": 6, "mmu": 12}, "lm_format": "chat", "think_format": False,
                             "sources": sources("stage2", [1.0, 1.0, 1.0])},
                    "objective": {"coefficients": {"t2i": 0.5, "lm": 1.0, "mmu": 1.0}},

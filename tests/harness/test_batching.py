@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from mmada_bench.models.base import GenerationRequest
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR
 from mmada_bench.run import batch_size as bs
 from mmada_bench.run.batching import length_batches, length_order, prompt_length
 from mmada_ref.sampling.presets import get_preset
@@ -96,7 +97,7 @@ def test_auto_without_an_estimate_is_one():
 def test_smoke_model_row_estimate_grows_with_length_and_cache():
     from mmada_bench.models.loader import resolve_model
 
-    model = resolve_model(None)
+    model = resolve_model(str(SMOKE_MODEL_DIR))
     short, long = model.row_bytes(100, get_preset("ci")), model.row_bytes(1000, get_preset("ci"))
     assert 0 < short < long
     assert model.row_bytes(1000, get_preset("ci", cache="dual")) > long  # + the K/V cache

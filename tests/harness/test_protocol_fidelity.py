@@ -10,6 +10,7 @@ from mmada_bench.data.loading import DatasetSchemaError, load_task_data
 from mmada_bench.metrics.filters import apply_chain
 from mmada_bench.models.base import GenerationRequest
 from mmada_bench.models.loader import resolve_dtype, resolve_model
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR
 from mmada_bench.run.planning import plan_task
 from mmada_bench.run.types import RunSettings
 from mmada_ref.sampling.presets import get_preset
@@ -17,7 +18,7 @@ from mmada_ref.sampling.presets import get_preset
 
 @pytest.fixture(scope="module")
 def smoke():
-    return resolve_model(None)
+    return resolve_model(str(SMOKE_MODEL_DIR))
 
 
 def _ids(model, text: str) -> list[int]:

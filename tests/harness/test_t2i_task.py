@@ -15,6 +15,7 @@ open_clip = pytest.importorskip("open_clip")
 from mmada_bench import cli  # noqa: E402
 from mmada_bench.cards.discovery import get_task  # noqa: E402
 from mmada_bench.models.loader import resolve_model  # noqa: E402
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR  # noqa: E402
 from mmada_bench.run import image_outputs as generation  # noqa: E402
 from mmada_bench.run.planning import plan_task  # noqa: E402
 from mmada_bench.run.runner import run  # noqa: E402
@@ -33,7 +34,7 @@ def short_text():
 
 @pytest.fixture(scope="module")
 def smoke_model():
-    return resolve_model(None)
+    return resolve_model(str(SMOKE_MODEL_DIR))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +175,7 @@ def test_missing_weights_clear_error_and_images_kept(first_run, prompt_file, sco
     args = ["run", "--tasks", "t2i", "--output-dir", str(out), "--batch-size", "2", "--prompts", str(prompt_file),
             "--no-progress", "--clip-model", tiny_clip.name, "--clip-pretrained", "none",
             "--clip-checkpoint", str(out / "missing" / "tiny.pt"), "--imagereward-dir", scorers["imagereward_dir"],
-            "--preset", "ci"]  # the settings of first_run: the same run, resumed
+            "--preset", "ci", "--model", str(SMOKE_MODEL_DIR)]  # the settings of first_run: the same run, resumed
     status = cli.main(args)
     err = capsys.readouterr().err
     assert status == 1

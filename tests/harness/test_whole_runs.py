@@ -13,6 +13,7 @@ from mmada_bench import cli
 from mmada_bench.cards.discovery import get_task
 from mmada_bench.models.dummy import DummyModel
 from mmada_bench.models.loader import resolve_model
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR
 from mmada_bench.run.planning import compute_run_id, plan_task
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunSettings
@@ -24,7 +25,7 @@ STOPS = ["Question:", "</s>", "<|im_end|>", "ak", "zz"]
 
 @pytest.fixture(scope="module")
 def smoke():
-    return resolve_model(None)
+    return resolve_model(str(SMOKE_MODEL_DIR))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ open_clip = pytest.importorskip("open_clip")
 
 from mmada_bench.metrics import SET_METRICS  # noqa: E402
 from mmada_bench.metrics.image_metrics import with_model_clip  # noqa: E402
+from mmada_bench.models.smoke import SMOKE_MODEL_DIR  # noqa: E402
 from mmada_bench.world import language as L  # noqa: E402
 from mmada_bench.world.clip import to_pixels  # noqa: E402
 from mmada_bench.world.scene import Scene, WorldObject, draw, sample_scene  # noqa: E402
@@ -174,7 +175,7 @@ def test_t2i_run_scores_with_the_model_folders_clip(world_clip, tmp_path):
                            batch_size=2, prompts=str(prompts), progress=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(image_outputs, "MAX_TEXT_LEN", 24)
-        outcome = run(settings, model=resolve_model(None))
+        outcome = run(settings, model=resolve_model(str(SMOKE_MODEL_DIR)))
     board = {(r["metric"], r["filter"]): r for r in outcome.rows}
     clip = board[("clip_score", "world-clip")]
     assert clip["is_primary"] and clip["n"] == 2 and math.isfinite(clip["value"])

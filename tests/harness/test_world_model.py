@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mmada_bench.models.smoke import WORLD_MODEL_DIR
+from mmada_bench.models.smoke import DEFAULT_MODEL_DIR, WORLD_MODEL_DIR
+from mmada_bench.run.runner import run
+from mmada_bench.run.types import RunSettings
 from mmada_bench.world.evaluate import RECORDED_SLICE, run_slice
+from mmada_bench.world.package import WORLD_LABEL
 
 MODEL = Path(os.environ.get("MMADA_WORLD_MODEL", WORLD_MODEL_DIR))
 pytestmark = pytest.mark.skipif(not (MODEL / RECORDED_SLICE).is_file(),
@@ -44,6 +47,18 @@ def test_every_slice_answer_is_the_recorded_one(recorded, measured):
 READS_ITS_IMAGES = {"pope": 0.75}
 
 
+#: what the packaged model may weigh: the issue's 20 MB in all, and 5 MB for any one file the repository ships
+MAX_MODEL_BYTES = 20_000_000
+MAX_FILE_BYTES = 5_000_000
+
+
+def test_the_packaged_model_is_small_enough_to_ship():
+    sizes = {p.relative_to(MODEL).as_posix(): p.stat().st_size for p in MODEL.rglob("*") if p.is_file()}
+    assert sum(sizes.values()) <= MAX_MODEL_BYTES, sizes
+    too_big = {name: size for name, size in sizes.items() if size > MAX_FILE_BYTES}
+    assert not too_big, too_big
+
+
 def test_the_recorded_model_reads_its_images(recorded):
     # guards against recording a model that answers at chance
     assert set(READS_ITS_IMAGES) <= set(recorded["scores"]), sorted(recorded["scores"])
@@ -51,3 +66,15 @@ def test_the_recorded_model_reads_its_images(recorded):
         assert score["n_errors"] == 0, (task, score)
         if task in READS_ITS_IMAGES:
             assert score["value"] >= READS_ITS_IMAGES[task], (task, score)
+
+
+@pytest.mark.skipif(MODEL != WORLD_MODEL_DIR, reason="MMADA_WORLD_MODEL points at another model than the packaged one")
+def test_a_run_without_a_model_answers_with_the_packaged_world_model(recorded, tmp_path):
+    # the default `run --tasks pope,mme` is the world model, labelled, and no longer at chance
+    assert DEFAULT_MODEL_DIR == WORLD_MODEL_DIR
+    limit = recorded["limit"]
+    outcome = run(RunSettings(tasks=["pope"], limit=limit, output_dir=str(tmp_path), batch_size=8, progress=False))
+    assert outcome.model_label == WORLD_LABEL and not outcome.task_errors
+    primary = next(r for r in outcome.rows if r.get("is_primary") and not r.get("breakdown"))
+    assert primary["split"] == "world" and primary["n"] == limit
+    assert primary["value"] >= READS_ITS_IMAGES["pope"], primary

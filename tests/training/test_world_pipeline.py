@@ -65,7 +65,14 @@ def test_packaged_model_loads_labelled_with_its_defaults(mini_build):
     assert defaults.num_fewshot["gsm8k"] == 0 and defaults.task_presets["gsm8k"]
     assert (out / "model" / "magvitv2").is_dir() and (out / "model" / "model.safetensors").is_file()
     assert (out / "model" / "clip" / "open_clip_config.json").is_file()
-    assert "not a benchmark result" in (out / "model" / "README.md").read_text()
+    card = (out / "model" / "README.md").read_text()
+    assert "not a benchmark result" in card
+    from mmada_bench.world.package import STAGE_SUMMARIES
+    from mmada_bench.world.pipeline import STAGES
+
+    for stage in STAGES:  # the card names every stage the build ran, with its summary, and no other
+        assert f"`{stage}` {STAGE_SUMMARIES[stage]}" in card
+    assert "stage2_mmu" not in card
 
 
 def test_packaging_records_a_slice_that_a_rerun_reproduces(mini_build, tmp_path):

@@ -5,8 +5,8 @@
 1. the packaged model on every task (POPE / MME / Flickr30k / GSM8K / MATH500 formats), every parser and
    breakdown (``show --all`` rows) -> ``OUT/scores.md``;
 2. Flickr30k-format CIDEr against the image's own references vs shuffled references;
-3. the regression gate: stage 3 (the packaged model) against the end of stage 2 (``stage2_mmu``, where UniGRPO
-   starts) on POPE / MME (did UniGRPO help?), and a
+3. the regression gate: stage 3 (the packaged model) against the stage UniGRPO starts from (the build's stage
+   before ``stage3``) on POPE / MME (did UniGRPO help?), and a
    deliberately degraded checkpoint (stage 1 only) against the packaged model (must be flagged);
 every number goes to ``OUT/figures.json``.
 """
@@ -22,9 +22,10 @@ from mmada_bench.gate import REGRESSION, compare_runs, load_run, markdown_report
 from mmada_bench.results.leaderboard import read_leaderboard
 from mmada_bench.world.evaluate import EVAL_TASKS, evaluate, shuffled_reference_cider
 from mmada_bench.world.package import package_model
-from mmada_bench.world.pipeline import Build
+from mmada_bench.world.pipeline import STAGES, Build
 
 GATED_TASKS = ("pope", "mme")
+BEFORE_GRPO = STAGES[STAGES.index("stage3") - 1]  # the checkpoint UniGRPO starts from
 
 
 def main(argv=None) -> None:
@@ -39,7 +40,7 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(args.build) / "eval"
     models = {"stage3": Path(args.build) / "model"}
-    for stage in ("stage1", "stage2_mmu"):  # earlier stages, packaged the same way (labelled, same defaults)
+    for stage in ("stage1", BEFORE_GRPO):  # earlier stages, packaged the same way (labelled, same defaults)
         models[stage] = Path(args.build) / "eval_models" / stage
         if not (models[stage] / "config.json").is_file():
             package_model(build.stage_checkpoint(stage), models[stage])
@@ -55,12 +56,12 @@ def main(argv=None) -> None:
     figures["flickr30k_shuffled_references"] = shuffled_reference_cider(flickr_items, data_root)
     print(json.dumps(figures["flickr30k_shuffled_references"]), flush=True)
     stage_runs = {"stage3": run_id}
-    for stage in ("stage2_mmu", "stage1"):
+    for stage in (BEFORE_GRPO, "stage1"):
         scores = evaluate(models[stage], tasks=GATED_TASKS, **common)
         figures[f"{stage}_scores"] = scores
         stage_runs[stage] = scores["pope"]["run_id"]
     gates = {}
-    for name, (base, cand) in {"stage3_vs_stage2": ("stage2_mmu", "stage3"),
+    for name, (base, cand) in {"stage3_vs_stage2": (BEFORE_GRPO, "stage3"),
                                "stage1_vs_packaged": ("stage3", "stage1")}.items():
         cmp = compare_runs(load_run(stage_runs[base], runs), load_run(stage_runs[cand], runs), tasks=list(GATED_TASKS))
         (out / f"gate_{name}.md").write_text(markdown_report(cmp))

@@ -22,6 +22,7 @@ from PIL import Image
 from mmada_bench import __version__
 from mmada_bench.cards.discovery import get_task
 from mmada_bench.models.loader import ModelLoadError, resolve_model
+from mmada_bench.models.smoke import model_label
 from mmada_bench.profiling.measure import (
     DeviceTimer,
     measure_matmul_peak,
@@ -113,7 +114,8 @@ def run_profiles(settings: ProfileSettings, progress=print) -> list[dict]:
     if key not in _PEAK_CACHE:  # measured once per process and device/dtype
         _PEAK_CACHE[key] = measure_matmul_peak(device, getattr(torch, settings.dtype))
     peak = _PEAK_CACHE[key]
-    progress(f"{wrapper.name}{' [SMOKE MODEL]' if smoke else ''} on {settings.device} ({settings.dtype}): "
+    label = model_label(wrapper)
+    progress(f"{wrapper.name}{f' [{label}]' if label else ''} on {settings.device} ({settings.dtype}): "
              f"matmul peak {peak / 1e9:.1f} GFLOP/s")
     common = _common_columns(wrapper, smoke, settings, git_sha(), utc_now())
     rows = []

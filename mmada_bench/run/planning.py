@@ -57,10 +57,11 @@ def with_overrides(preset: Preset, overrides: dict) -> Preset:
 
 
 def _typed(key: str, value, default):
-    """A ``--gen-kwargs`` value as the type of the setting it replaces (``none`` clears an optional one)."""
+    """A ``--gen-kwargs`` value as the type of the setting it replaces (``none`` clears an optional one, and is a
+    value of its own for a text setting such as ``cache=none``)."""
     if not isinstance(value, str):
         return value
-    if value.lower() in ("none", "null"):
+    if value.lower() in ("none", "null") and not isinstance(default, str):
         return None
     try:
         if isinstance(default, bool):

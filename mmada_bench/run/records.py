@@ -10,7 +10,7 @@ from mmada_bench import __version__
 from mmada_bench.metrics import SET_METRICS
 from mmada_bench.metrics.filters import answer_part
 from mmada_bench.metrics.intervals import mean_with_ci
-from mmada_bench.models.smoke import SMOKE_LABEL
+from mmada_bench.models.smoke import model_label
 from mmada_bench.results.environment import (
     device_info,
     git_sha,
@@ -20,11 +20,6 @@ from mmada_bench.results.environment import (
 )
 from mmada_bench.results.store import atomic_write_bytes
 from mmada_bench.run.types import RunContext, TaskPlan
-
-
-def model_label(model) -> str:
-    """The model's "not a benchmark result" label ("" for a real checkpoint)."""
-    return getattr(model, "label", "") or (SMOKE_LABEL if getattr(model, "is_smoke", False) else "")
 
 
 def common_row_fields(plan: TaskPlan, records: list[dict], ctx: RunContext, extra_settings: dict | None = None) -> dict:

@@ -17,10 +17,11 @@ from mmada_bench.cards.discovery import get_task, resolve_task_names
 from mmada_bench.errors import UsageError
 from mmada_bench.models.defaults import read_defaults
 from mmada_bench.models.loader import family_of, model_folder, resolve_model
+from mmada_bench.models.smoke import model_label
 from mmada_bench.results.store import file_lock
 from mmada_bench.run import distributed
 from mmada_bench.run.planning import compute_run_id, plan_task
-from mmada_bench.run.records import model_label, update_manifest, write_manifest
+from mmada_bench.run.records import update_manifest, write_manifest
 from mmada_bench.run.text_path import run_text_task
 from mmada_bench.run.text_to_image import run_t2i
 from mmada_bench.run.timing import RunTiming

@@ -35,6 +35,15 @@ def test_gen_kwargs_override_the_preset_and_the_run_id(tmp_path, capsys, data_di
     assert _manifest(tmp_path / "a")["run_id"] != _manifest(tmp_path / "b")["run_id"]
 
 
+def test_gen_kwargs_none_is_a_cache_mode_and_clears_an_optional_setting():
+    from mmada_bench.run.planning import with_overrides
+    from mmada_ref.sampling.presets import get_preset
+
+    preset = with_overrides(get_preset("world-text"), {"cache": "none", "threshold": "0.9"})
+    assert preset.settings.cache == "none" and preset.settings.threshold == 0.9
+    assert with_overrides(preset, {"threshold": "none"}).settings.threshold is None
+
+
 @pytest.mark.parametrize("value, fragment", [("stepz=3", "unknown setting"), ("cache=triple", "'cache'"),
                                              ("steps=many", "expected a int"), ("steps", "not KEY=VALUE")])
 def test_bad_gen_kwargs_are_named(tmp_path, capsys, value, fragment):

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmada_bench.data.loading import WORLD_DIR
-from mmada_bench.gate import compare_runs, load_run, paired_bootstrap
+from mmada_bench.gate import compare_runs, load_run
 from mmada_bench.models.smoke import WORLD_MODEL_DIR
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunSettings
-from mmada_bench.world.evaluate import per_item_cider
 
 CACHES = ("none", "prefix", "dual")
 THRESHOLDS = (1.0, 0.95, 0.9, 0.8, 0.7)
@@ -62,30 +60,17 @@ def measure(task: str, config: dict, args, output_dir: Path) -> dict:
             "seconds": round(seconds, 1)}
 
 
-def paired(rows: list[dict], output_dir: Path, data_root: Path) -> None:
-    """Add the paired difference to vanilla (``none t=1.0``) on the same items, with its 95 % interval: the regression
-    gate's comparison, or for a caption task (CIDEr, a corpus metric with no per-item score in the item table) the
-    gate's paired bootstrap over per-item CIDEr (:func:`per_item_cider`, whose mean is the run's CIDEr)."""
+def paired(rows: list[dict], output_dir: Path) -> None:
+    """Add the paired difference to vanilla (``none t=1.0``) on the same items, with its 95 % interval (the regression
+    gate's comparison: per-item scores, per-item CIDEr for captions)."""
     for task in {r["task"] for r in rows}:
         base = next(r for r in rows if r["task"] == task and r["label"] == "none t=1.0")
         baseline = load_run(base["run_id"], output_dir)
-        base_cider = _cider(output_dir, base, data_root) if base["metric"].startswith("CIDEr") else None
         for r in (r for r in rows if r["task"] == task):
-            if base_cider is not None:
-                cand = _cider(output_dir, r, data_root)
-                shared = sorted(set(base_cider) & set(cand))
-                diff, low, high = paired_bootstrap([base_cider[i] for i in shared], [cand[i] for i in shared])
-                r.update(paired_metric="CIDEr per item", paired_diff=diff, ci_low=low, ci_high=high,
-                         n_shared=len(shared))
-                continue
             cmp = compare_runs(baseline, load_run(r["run_id"], output_dir), tasks=[task], default_tolerance=0.0)
             m = next((m for t in cmp.tasks for m in t.metrics if m.is_primary), None)
             r.update(paired_metric=m.metric if m else None, paired_diff=m.diff if m else None,
                      ci_low=m.ci_low if m else None, ci_high=m.ci_high if m else None, n_shared=m.n_shared if m else 0)
-
-
-def _cider(output_dir: Path, row: dict, data_root: Path) -> dict:
-    return per_item_cider(output_dir / "items" / row["run_id"] / f"{row['task']}.parquet", data_root)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -139,7 +124,7 @@ def main(argv=None) -> None:
         for config in configs():
             rows.append(measure(task, config, args, output_dir))
             print(json.dumps(rows[-1]), flush=True)
-    paired(rows, output_dir, WORLD_DIR if args.data_dir == "world" else Path(args.data_dir))
+    paired(rows, output_dir)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")

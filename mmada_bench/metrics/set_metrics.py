@@ -84,6 +84,8 @@ mme_set_metric.outputs = ("perception", "cognition", "perception_partial", "cogn
 
 
 CAPTION_OUTPUTS = ("CIDEr", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L")
+#: the caption metrics whose corpus value is the mean of per-image values (corpus BLEU and METEOR are not)
+PER_ITEM_CAPTION_OUTPUTS = ("CIDEr",)
 
 
 @register_set_metric("captions")
@@ -93,8 +95,12 @@ def captions_set_metric(entries: list[dict], options: dict) -> list[dict]:
     items = [{"img_id": e["item_id"], "caption": e["doc"].get(refs_field), "prediction": _prediction(e)}
              for e in entries]
     result = score_captions(items, variant=options.get("variant", "lmms_eval"))
-    return [_row(key, result["aggregate"][key], unit="x100", n=len(entries))
+    rows = [_row(key, result["aggregate"][key], unit="x100", n=len(entries))
             for key in CAPTION_OUTPUTS if key in result["aggregate"]]
+    for row in rows:  # CIDEr is the mean of its per-image scores: stored per item, the gate pairs them
+        if row["metric"] in PER_ITEM_CAPTION_OUTPUTS:
+            row["per_item"] = {item["img_id"]: item[row["metric"]] for item in result["per_item"]}
+    return rows
 
 
 captions_set_metric.outputs = CAPTION_OUTPUTS

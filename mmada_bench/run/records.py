@@ -67,12 +67,14 @@ def item_metric_rows(plan: TaskPlan, records: list[dict], common: dict) -> list[
 
 def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: list) -> list[dict]:
     """Call each of the card's set metrics once with every item (its text after the variant's ``answer_filter``,
-    as the per-item metrics read it); a failing metric adds its message to ``errors``."""
+    as the per-item metrics read it); a failing metric adds its message to ``errors``. Per-item values a set metric
+    returns are written into ``records`` (before the item table is written)."""
     if not plan.card.set_metrics:
         return []
     entries = [{"item_id": p.item.item_id, "doc": p.item.doc, "error": r.get("error"),
                 "output": answer_part(plan.variant.answer_filter, r.get("output", ""), p.item.doc)}
                for p, r in zip(plan.items, records)]
+    record_of = {p.item.item_id: r for p, r in zip(plan.items, records)}
     rows = []
     for spec in plan.card.set_metrics:
         try:
@@ -83,6 +85,7 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
                           f"`python -m mmada_bench score {common['run_id']}`, to score them)")
             continue
         for v in values:
+            _store_per_item(record_of, v, spec.filter, plan.primary)
             rows.append({**common, "metric": v["metric"], "filter": spec.filter, "value": v["value"],
                          "ci_low": None, "ci_high": None, "ci_method": "none (set metric)",
                          "n": v.get("n") if v.get("n") is not None else len(records),
@@ -90,6 +93,17 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
                          "is_primary": (v["metric"], spec.filter) == plan.primary})
     _partial_stands_in(rows, plan.primary)
     return rows
+
+
+def _store_per_item(record_of: dict, value: dict, filter_name: str, primary: tuple[str, str]) -> None:
+    """A set metric's per-item values (``value["per_item"]``: item id -> value, when the metric is a mean over items)
+    go into the items' ``scores`` (and ``score`` for the primary), so that the regression gate pairs them."""
+    key = f"{value['metric']}/{filter_name}"
+    for item_id, item_value in (value.get("per_item") or {}).items():
+        record = record_of[item_id]  # the metric was given these items
+        record["scores"] = {**record.get("scores", {}), key: float(item_value)}
+        if (value["metric"], filter_name) == primary:
+            record["score"] = float(item_value)
 
 
 def _partial_stands_in(rows: list[dict], primary: tuple[str, str]) -> None:

@@ -83,10 +83,10 @@ def finish_text_task(plan: TaskPlan, ctx: RunContext, records: list[dict]) -> li
                                        "n_errors": sum(1 for r in records if r.get("error"))}
         return []
     records = score_records(plan, records)
-    write_items(ctx.output_dir, ctx.run_id, task, item_table_rows(records, ctx.run_id, task))
     errors: list = []
     common = common_row_fields(plan, records, ctx)
     rows = item_metric_rows(plan, records, common) + set_metric_rows(plan, records, common, errors)
+    write_items(ctx.output_dir, ctx.run_id, task, item_table_rows(records, ctx.run_id, task))
     if errors:
         ctx.outcome.task_errors[task] = "; ".join(errors)
     if rows:

@@ -43,7 +43,8 @@ def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed:
 
     items = pd.read_parquet(items_path)
     items = items[items["error"].isna()]
-    by_id = _references(data_dir)
+    refs = pd.read_parquet(Path(data_dir) / "flickr30k" / "test.parquet", columns=["img_id", "caption"])
+    by_id = {str(r.img_id): list(r.caption) for r in refs.itertuples()}
     ids = [str(i) for i in items["item_id"]]
     shift = 1 + int(np.random.default_rng(seed).integers(0, max(1, len(ids) - 1)))
     scores = {}
@@ -54,27 +55,6 @@ def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed:
     scores["ratio"] = scores["own"] / scores["shuffled"] if scores["shuffled"] else float("inf")
     scores["n"] = len(ids)
     return scores
-
-
-def per_item_cider(items_path: str | Path, data_dir: str | Path) -> dict:
-    """``{item_id: CIDEr}`` of a Flickr30k-format run's items against their own references (their mean is the
-    run's CIDEr; the document frequencies come from the references alone, so two runs over the same items pair)."""
-    import pandas as pd
-
-    from mmada_scoring.caption import score_captions
-
-    items = pd.read_parquet(items_path)
-    by_id = _references(data_dir)
-    rows = [{"img_id": str(i), "caption": by_id[str(i)], "prediction": p if isinstance(p, str) else ""}
-            for i, p in zip(items["item_id"], items["output"])]
-    return {r["img_id"]: r["CIDEr"] for r in score_captions(rows)["per_item"]}
-
-
-def _references(data_dir: str | Path) -> dict:
-    import pandas as pd
-
-    refs = pd.read_parquet(Path(data_dir) / "flickr30k" / "test.parquet", columns=["img_id", "caption"])
-    return {str(r.img_id): list(r.caption) for r in refs.itertuples()}
 
 
 #: the held-out slice a packaged world model's scores are recorded on (and checked against in CI)

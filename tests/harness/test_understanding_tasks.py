@@ -20,6 +20,7 @@ from mmada_bench.data.loading import (
     DatasetSchemaError,
     load_task_data,
 )
+from mmada_bench.gate import compare_runs, load_run
 from mmada_bench.models.base import GenerationResult
 from mmada_bench.results.leaderboard import read_leaderboard
 from mmada_bench.run.runner import run
@@ -242,3 +243,11 @@ def test_flickr30k_without_java_keeps_captions_then_scores_on_rerun(tmp_path, mo
     assert second.generated == 0 and second.resumed == 6 and not second.task_errors
     cider = next(r for r in second.rows if r["is_primary"])
     assert (cider["metric"], cider["filter"], cider["unit"]) == ("CIDEr", "lmms_eval", "x100") and cider["value"] > 0
+    # each item carries its own CIDEr (their mean is the run's), so the regression gate pairs CIDEr per item
+    items = pq.read_table(tmp_path / "out" / "items" / second.run_id / "flickr30k.parquet").to_pandas()
+    per_item = [json.loads(s)["CIDEr/lmms_eval"] for s in items["scores"]]
+    assert sum(per_item) / len(per_item) == pytest.approx(cider["value"]) and list(items["score"]) == per_item
+    runs = load_run(second.run_id, tmp_path / "out")
+    gated = next(m for t in compare_runs(runs, runs).tasks for m in t.metrics if m.is_primary)
+    assert gated.metric == "CIDEr/lmms_eval" and gated.n_shared == len(items)
+    assert gated.baseline == pytest.approx(cider["value"])

@@ -21,7 +21,8 @@ large-matmul rate of this device in this dtype. Timing uses CUDA events on a GPU
 Rows go to profiles.parquet beside the leaderboard (atomic, locked; a re-profile replaces the
 same settings); plots: profile_latency_vs_batch.png and profile_speed_vs_quality.png (joined with
 leaderboard rows of the same model fingerprint and preset). Without --model the packaged demo
-model (the smoke model, or a built shapes-world model) is profiled with cheap presets and labelled a demo."""
+model (the shapes-world model; the smoke model where that folder is missing) is profiled with cheap presets
+and labelled a demo."""
 EPILOG = """\
 examples:
   python -m mmada_bench profile                                    # packaged demo model, all shapes, batch 1

@@ -5,7 +5,8 @@
   loaded lazily from :mod:`mmada_bench.models.mmada`);
 * nothing: the packaged default, ``mmada_bench/assets/mmada-world/`` (a built shapes-world model) or else
   ``mmada_bench/assets/mmada-smoke/`` (falls back to the dummy model, with a warning, while neither is there).
-  Both are labelled: a checkpoint folder whose ``harness_defaults.json`` has a ``label`` (or that holds ``SMOKE_MODEL.md``) is never a benchmark result.
+  Both are labelled: a checkpoint folder whose ``harness_defaults.json`` has a ``label`` (or that holds
+  ``SMOKE_MODEL.md``) is never a benchmark result.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mmada_bench.world.pipeline import SCALES, STEP_NAMES, Build
+from mmada_bench.world.pipeline import SCALES, STAGES, STEP_NAMES, Build
 
 
 def _losses(run_dir, key):
@@ -56,7 +56,7 @@ def test_finished_steps_are_skipped_on_a_rerun(mini_build):
 def test_packaged_model_loads_labelled_with_its_defaults(mini_build):
     from mmada_bench.models.defaults import read_defaults
     from mmada_bench.models.loader import resolve_model
-    from mmada_bench.world.package import WORLD_LABEL
+    from mmada_bench.world.package import STAGE_SUMMARIES, WORLD_LABEL
 
     out, _, _ = mini_build
     model = resolve_model(str(out / "model"))
@@ -67,9 +67,6 @@ def test_packaged_model_loads_labelled_with_its_defaults(mini_build):
     assert (out / "model" / "clip" / "open_clip_config.json").is_file()
     card = (out / "model" / "README.md").read_text()
     assert "not a benchmark result" in card
-    from mmada_bench.world.package import STAGE_SUMMARIES
-    from mmada_bench.world.pipeline import STAGES
-
     for stage in STAGES:  # the card names every stage the build ran, with its summary, and no other
         assert f"`{stage}` {STAGE_SUMMARIES[stage]}" in card
     assert "stage2_mmu" not in card

@@ -6,7 +6,8 @@ Sources, in order (the first one given wins):
    ``.parquet`` file (a ``prompt`` column; ``Prompt`` / ``text`` / ``caption`` are accepted too, an ``id``
    column is used as the item id), or a Hugging Face dataset id ``ORG/NAME[:SPLIT]`` from the offline cache;
 2. ``--data-dir DIR``: ``DIR/<local_dir or task>/<split>.jsonl|parquet|txt`` (``--data-dir smoke``: the
-   packaged set);
+   packaged set; ``--data-dir world``: the bundled shapes-world prompts ``assets/world/t2i/world.jsonl``, split
+   ``world``, which the world oracle scores);
 3. the card's ``dataset.hf_id`` if it is in the offline cache;
 4. the packaged set ``mmada_bench/assets/prompts/<split>.jsonl``, checked against ``<split>.sha256``.
 
@@ -23,6 +24,8 @@ from typing import Optional
 from mmada_bench.cards.schema import TaskCard
 from mmada_bench.data import hf
 from mmada_bench.data.loading import (
+    WORLD_DIR,
+    WORLD_SPLIT,
     DatasetMissing,
     DatasetSchemaError,
     Item,
@@ -51,6 +54,9 @@ def load_prompt_set(card: TaskCard, prompts: Optional[str] = None, data_dir: Opt
             raise DatasetMissing(f"--prompts {prompts}: no such file, and not a dataset id in the offline Hugging Face "
                                  "cache; pass a .txt/.jsonl/.parquet file or a cached ORG/NAME[:SPLIT]")
         return loaded
+    if data_dir is not None and str(data_dir) == WORLD_SPLIT:
+        return read_prompt_file(card, WORLD_DIR / (ds.local_dir or card.name) / f"{WORLD_SPLIT}.jsonl", split=WORLD_SPLIT,
+                                source_kind="world")
     if data_dir is not None and str(data_dir) != "smoke":
         folder = Path(data_dir) / (ds.local_dir or card.name)
         for suffix in SUFFIXES:

@@ -20,6 +20,7 @@ from typing import Optional
 from mmada_bench.metrics import SET_METRICS
 from mmada_bench.metrics.image_metrics import with_model_clip
 from mmada_bench.metrics.intervals import mean_with_ci
+from mmada_bench.models.loader import model_folder
 from mmada_bench.results.environment import utc_now
 from mmada_bench.results.leaderboard import upsert_leaderboard, write_items
 from mmada_bench.results.store import ItemStore
@@ -175,7 +176,7 @@ def _score(plan, records: list[dict], image_dir: Path, settings, errors: list) -
     by_id = {r["item_id"]: r for r in records}
     primary_metric = plan.primary[0]
     summaries = []
-    scorers = with_model_clip(getattr(settings, "scorers", None) or {}, settings.model)
+    scorers = with_model_clip(getattr(settings, "scorers", None) or {}, model_folder(settings.model))
     for spec in plan.card.set_metrics:
         options = {**spec.options, **scorers, "device": settings.device}
         try:

@@ -1,7 +1,8 @@
 """Evaluate a world checkpoint with the harness itself.
 
 ``evaluate(model, data_dir, output_dir)`` runs ``mmada_bench.run`` on the world's evaluation split and returns
-each task's headline number; ``shuffled_reference_cider`` is the captioning control of the world figures.
+each task's headline number; ``shuffled_reference_cider`` and ``shuffled_prompt_clip`` are the captioning and
+text-to-image controls of the world figures.
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed:
 
     The control pairs each prediction with the five references of another image (a fixed derangement): a
     model that reads its image scores well above it, one that writes a generic caption does not."""
-    import numpy as np
     import pandas as pd
 
     from mmada_scoring.caption import score_captions
@@ -46,7 +46,7 @@ def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed:
     refs = pd.read_parquet(Path(data_dir) / "flickr30k" / "test.parquet", columns=["img_id", "caption"])
     by_id = {str(r.img_id): list(r.caption) for r in refs.itertuples()}
     ids = [str(i) for i in items["item_id"]]
-    shift = 1 + int(np.random.default_rng(seed).integers(0, max(1, len(ids) - 1)))
+    shift = _derangement_shift(len(ids), seed)
     scores = {}
     for name, order in (("own", ids), ("shuffled", ids[shift:] + ids[:shift])):
         rows = [{"img_id": i, "caption": by_id[o], "prediction": p}
@@ -55,6 +55,43 @@ def shuffled_reference_cider(items_path: str | Path, data_dir: str | Path, seed:
     scores["ratio"] = scores["own"] / scores["shuffled"] if scores["shuffled"] else float("inf")
     scores["n"] = len(ids)
     return scores
+
+
+def _derangement_shift(n: int, seed: int) -> int:
+    """A fixed non-zero rotation of ``n`` items (every item paired with another one)."""
+    import numpy as np
+
+    return 1 + int(np.random.default_rng(seed).integers(0, max(1, n - 1)))
+
+
+def shuffled_prompt_clip(items_path: str | Path, clip_dir: str | Path, seed: int = 0) -> dict:
+    """CLIP score of a t2i run's images against their own prompts and against shuffled prompts.
+
+    ``items_path``: the run's ``t2i.parquet`` (its ``output`` column holds each image's path, relative to the run's
+    folder ``runs/<run_id>``); ``clip_dir``: an open_clip folder (the world CLIP). The control pairs each image with
+    another item's prompt (a fixed derangement): images that follow their prompts score well above it. Returns the
+    two means, their paired difference with a 95 % bootstrap interval, and ``n``."""
+    import numpy as np
+    import pandas as pd
+
+    from mmada_bench.metrics.intervals import bootstrap_interval
+    from mmada_scoring.clip_score import ClipScorer
+
+    items_path = Path(items_path)
+    items = pd.read_parquet(items_path)
+    items = items[items["error"].isna() & items["output"].notna()]
+    if len(items) < 2:
+        raise ValueError(f"{items_path}: {len(items)} scored image(s); the shuffled-prompt control needs at least 2")
+    run_dir = items_path.parents[2] / "runs" / str(items["run_id"].iloc[0])
+    images = [run_dir / o for o in items["output"]]
+    prompts = list(items["prompt"])
+    shift = _derangement_shift(len(prompts), seed)
+    scorer = ClipScorer.from_dir(clip_dir)
+    own = np.array(scorer.score(images, prompts))
+    shuffled = np.array(scorer.score(images, prompts[shift:] + prompts[:shift]))
+    diff = (own - shuffled).tolist()
+    return {"own": float(own.mean()), "shuffled": float(shuffled.mean()), "diff": float(np.mean(diff)),
+            "diff_ci": list(bootstrap_interval(diff)), "n": len(diff)}
 
 
 #: the held-out slice a packaged world model's scores are recorded on (and checked against in CI)

@@ -13,7 +13,7 @@ open_clip = pytest.importorskip("open_clip")
 
 from mmada_bench.metrics import SET_METRICS  # noqa: E402
 from mmada_bench.metrics.image_metrics import with_model_clip  # noqa: E402
-from mmada_bench.models.smoke import SMOKE_MODEL_DIR  # noqa: E402
+from mmada_bench.models.smoke import DEFAULT_MODEL_DIR, SMOKE_MODEL_DIR, WORLD_MODEL_DIR  # noqa: E402
 from mmada_bench.world import language as L  # noqa: E402
 from mmada_bench.world.clip import to_pixels  # noqa: E402
 from mmada_bench.world.scene import Scene, WorldObject, draw, sample_scene  # noqa: E402
@@ -184,3 +184,52 @@ def test_t2i_run_scores_with_the_model_folders_clip(world_clip, tmp_path):
     assert oracle["n"] + oracle["n_errors"] == 2 and 0.0 <= oracle["value"] <= 1.0
     assert board[("geneval_world[category=pair]", "world-oracle")]["breakdown"] == "category=pair"
     assert board[("geneval_world_unparsable", "world-oracle")]["value"] == 0.0
+
+
+def _t2i_run(folder, prompts, images, run_id="run-a"):
+    """A t2i run's item table and images laid out as ``run`` writes them (``items/<id>/t2i.parquet``,
+    outputs relative to ``runs/<id>``); returns the table's path."""
+    import pandas as pd
+
+    image_dir = folder / "runs" / run_id / "images" / "t2i"
+    image_dir.mkdir(parents=True)
+    outputs = []
+    for k, image in enumerate(images):
+        image.save(image_dir / f"{k:05d}.png")
+        outputs.append(f"images/t2i/{k:05d}.png")
+    table = folder / "items" / run_id / "t2i.parquet"
+    table.parent.mkdir(parents=True)
+    pd.DataFrame({"run_id": run_id, "item_id": [f"i{k}" for k in range(len(prompts))], "prompt": prompts,
+                  "output": outputs, "error": None}).to_parquet(table)
+    return table
+
+
+@pytest.mark.skipif(not (WORLD_MODEL_DIR / "clip").is_dir(), reason="no packaged world model")
+def test_shuffled_prompt_control_separates_images_that_follow_their_prompts(tmp_path):
+    from mmada_bench.world.evaluate import shuffled_prompt_clip
+
+    scenes = _scenes(10, stream="clip-control")
+    prompts, images = [L.scene_caption(s) for s in scenes], [draw(s) for s in scenes]
+    clip = WORLD_MODEL_DIR / "clip"
+    control = shuffled_prompt_clip(_t2i_run(tmp_path / "a", prompts, images), clip)
+    assert control["n"] == len(scenes) and control["diff"] == pytest.approx(control["own"] - control["shuffled"])
+    assert control["diff_ci"][0] > 0, control  # the shipped CLIP tells matching pairs from shuffled ones
+    # images that ignore their prompts (each drawn for another prompt): no gap beyond noise
+    blind = shuffled_prompt_clip(_t2i_run(tmp_path / "b", prompts, images[1:] + images[:1]), clip)
+    assert blind["own"] < control["own"] and blind["diff"] < control["diff"] / 2, (blind, control)
+    with pytest.raises(ValueError, match="at least 2"):
+        shuffled_prompt_clip(_t2i_run(tmp_path / "c", prompts[:1], images[:1]), clip)
+
+
+@pytest.mark.skipif(DEFAULT_MODEL_DIR != WORLD_MODEL_DIR, reason="the packaged default is not the world model")
+def test_t2i_on_the_world_prompts_is_scored_with_the_default_models_clip(tmp_path):
+    # `run --tasks t2i --data-dir world` without --model: the bundled world prompts, the oracle, and the CLIP that
+    # ships beside the default model (not the card's ViT-L-14, which is not in this cache)
+    from mmada_bench.run.runner import run
+    from mmada_bench.run.types import RunSettings
+
+    outcome = run(RunSettings(tasks=["t2i"], data_dir="world", limit=2, preset="t2i-ci", output_dir=str(tmp_path),
+                              progress=False, scorers={"imagereward_dir": str(tmp_path / "none")}))
+    rows = {r["metric"]: r for r in outcome.rows if not r.get("breakdown")}
+    assert rows["clip_score"]["filter"] == "world-clip" and rows["clip_score"]["split"] == "world"
+    assert rows["geneval_world"]["n"] + rows["geneval_world"]["n_errors"] == 2

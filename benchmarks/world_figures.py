@@ -4,7 +4,8 @@
 
 1. the packaged model on every task (POPE / MME / Flickr30k / GSM8K / MATH500 formats), every parser and
    breakdown (``show --all`` rows) -> ``OUT/scores.md``;
-2. Flickr30k-format CIDEr against the image's own references vs shuffled references;
+2. Flickr30k-format CIDEr against the image's own references vs shuffled references; text-to-image on the world
+   prompts: ``geneval_world`` overall and per category, the world-CLIP score and its shuffled-prompt control;
 3. the regression gate: stage 3 (the packaged model) against the stage UniGRPO starts from (the build's stage
    before ``stage3``) on POPE / MME (did UniGRPO help?), and a
    deliberately degraded checkpoint (stage 1 only) against the packaged model (must be flagged);
@@ -20,7 +21,7 @@ from mmada_bench.commands.show import format_show
 from mmada_bench.data.loading import WORLD_DIR
 from mmada_bench.gate import REGRESSION, compare_runs, load_run, markdown_report
 from mmada_bench.results.leaderboard import read_leaderboard
-from mmada_bench.world.evaluate import EVAL_TASKS, evaluate, shuffled_reference_cider
+from mmada_bench.world.evaluate import EVAL_TASKS, evaluate, evaluate_t2i, shuffled_reference_cider
 from mmada_bench.world.package import package_model
 from mmada_bench.world.pipeline import STAGES, Build
 
@@ -55,6 +56,8 @@ def main(argv=None) -> None:
     data_root = WORLD_DIR if args.data_dir == "world" else Path(args.data_dir)
     figures["flickr30k_shuffled_references"] = shuffled_reference_cider(flickr_items, data_root)
     print(json.dumps(figures["flickr30k_shuffled_references"]), flush=True)
+    figures["t2i"] = evaluate_t2i(models["stage3"], runs, limit=args.limit, batch_size=args.batch_size)
+    print(json.dumps(figures["t2i"]), flush=True)
     stage_runs = {"stage3": run_id}
     for stage in (BEFORE_GRPO, "stage1"):
         scores = evaluate(models[stage], tasks=GATED_TASKS, **common)

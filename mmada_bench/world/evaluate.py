@@ -94,6 +94,37 @@ def shuffled_prompt_clip(items_path: str | Path, clip_dir: str | Path, seed: int
             "diff_ci": list(bootstrap_interval(diff)), "n": len(diff)}
 
 
+def evaluate_t2i(model: str | Path, output_dir: str | Path, limit: Optional[int] = None, batch_size: int = 16,
+                 **settings) -> dict:
+    """Text-to-image on the bundled world prompts (``--data-dir world``), scored by the world oracle and the CLIP
+    that ships beside ``model``: ``geneval_world`` overall and per prompt category (share, ``n``), the CLIP
+    score, and the shuffled-prompt CLIP control (:func:`shuffled_prompt_clip`)."""
+    from mmada_bench.metrics.image_metrics import model_clip_dir
+    from mmada_bench.results.leaderboard import items_path
+
+    outcome = run(RunSettings(tasks=["t2i"], model=str(model), data_dir="world", output_dir=str(output_dir),
+                              limit=limit, batch_size=batch_size, progress=False, **settings))
+    # a scorer without local weights (ImageReward, say) leaves its metric out; anything else is a failure
+    messages = [line for text in outcome.task_errors.values() for line in text.splitlines() if line.strip()]
+    failures = [m for m in messages if "not computed:" not in m]
+    if failures:
+        raise RuntimeError("; ".join(failures))
+    result: dict = {"run_id": outcome.run_id, "geneval_world": {}, "by_category": {},
+                    "not_computed": [m for m in messages if "not computed:" in m]}
+    for r in outcome.rows:
+        summary = {"value": r["value"], "n": int(r["n"])}
+        if r["metric"].startswith("geneval_world[category="):
+            result["by_category"][r["metric"].split("=", 1)[1].rstrip("]")] = summary
+        elif r["metric"] == "geneval_world":
+            result["geneval_world"] = summary
+        elif r["metric"] == "clip_score":
+            result["clip_score"] = {**summary, "clip": r["filter"]}
+    clip = model_clip_dir(model)
+    if clip is not None:
+        result["clip_control"] = shuffled_prompt_clip(items_path(output_dir, outcome.run_id, "t2i"), clip)
+    return result
+
+
 #: the held-out slice a packaged world model's scores are recorded on (and checked against in CI)
 SLICE_TASKS = ("pope", "mme")
 SLICE_LIMIT = 24

@@ -227,9 +227,15 @@ def test_t2i_on_the_world_prompts_is_scored_with_the_default_models_clip(tmp_pat
     # ships beside the default model (not the card's ViT-L-14, which is not in this cache)
     from mmada_bench.run.runner import run
     from mmada_bench.run.types import RunSettings
+    from mmada_bench.world.evaluate import evaluate_t2i
 
     outcome = run(RunSettings(tasks=["t2i"], data_dir="world", limit=2, preset="t2i-ci", output_dir=str(tmp_path),
                               progress=False, scorers={"imagereward_dir": str(tmp_path / "none")}))
     rows = {r["metric"]: r for r in outcome.rows if not r.get("breakdown")}
     assert rows["clip_score"]["filter"] == "world-clip" and rows["clip_score"]["split"] == "world"
     assert rows["geneval_world"]["n"] + rows["geneval_world"]["n_errors"] == 2
+    # the world figures' summary of the same kind of run: categories add up, the control pairs every image
+    figures = evaluate_t2i(WORLD_MODEL_DIR, tmp_path / "figures", limit=3, preset="t2i-ci")
+    assert sum(c["n"] for c in figures["by_category"].values()) == figures["geneval_world"]["n"] == 3
+    assert figures["clip_score"]["clip"] == "world-clip" and figures["clip_control"]["n"] == 3
+    assert figures["clip_control"]["own"] == pytest.approx(figures["clip_score"]["value"])

@@ -85,7 +85,7 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
                           f"`python -m mmada_bench score {common['run_id']}`, to score them)")
             continue
         for v in values:
-            _store_per_item(record_of, v, spec.filter, plan.primary)
+            store_per_item(record_of, v, spec.filter, plan.primary)
             rows.append({**common, "metric": v["metric"], "filter": spec.filter, "value": v["value"],
                          "ci_low": None, "ci_high": None, "ci_method": "none (set metric)",
                          "n": v.get("n") if v.get("n") is not None else len(records),
@@ -95,9 +95,12 @@ def set_metric_rows(plan: TaskPlan, records: list[dict], common: dict, errors: l
     return rows
 
 
-def _store_per_item(record_of: dict, value: dict, filter_name: str, primary: tuple[str, str]) -> None:
+def store_per_item(record_of: dict, value: dict, filter_name: str, primary: tuple[str, str]) -> None:
     """A set metric's per-item values (``value["per_item"]``: item id -> value, when the metric is a mean over items)
-    go into the items' ``scores`` (and ``score`` for the primary), so that the regression gate pairs them."""
+    go into the items' ``scores`` (and ``score`` for the ``primary`` (metric, filter)), so that the regression gate
+    pairs them. A breakdown row (a subset of the items) is not stored."""
+    if value.get("breakdown"):
+        return
     key = f"{value['metric']}/{filter_name}"
     for item_id, item_value in (value.get("per_item") or {}).items():
         record = record_of[item_id]  # the metric was given these items

@@ -40,9 +40,12 @@ from mmada_bench.run.progress import (
     drop_failed_generations,
     resume_progress,
 )
-from mmada_bench.run.records import common_row_fields, item_table_rows
+from mmada_bench.run.records import common_row_fields, item_table_rows, store_per_item
 from mmada_bench.run.types import RunContext, TaskPlan
 from mmada_scoring.scorer_weights import ScorerWeightsMissing
+
+#: how a task error says that a scorer's weights are missing (its metric is left out; the images are kept)
+SCORER_NOT_COMPUTED = "not computed"
 
 
 def run_t2i(plan: TaskPlan, ctx: RunContext) -> list[dict]:
@@ -182,18 +185,14 @@ def _score(plan, records: list[dict], image_dir: Path, settings, errors: list) -
         try:
             rows = SET_METRICS.get(spec.name)(entries, options) if entries else []
         except ScorerWeightsMissing as exc:
-            errors.append(f"{plan.card.name}: {spec.name} not computed: {exc} (the images are kept under {image_dir}; "
-                          "re-run the same command with the weights to score them)")
+            errors.append(f"{plan.card.name}: {spec.name} {SCORER_NOT_COMPUTED}: {exc} (the images are kept under "
+                          f"{image_dir}; re-run the same command with the weights to score them)")
             continue
         except Exception as exc:  # noqa: BLE001 - the images are stored; only this metric is missing
             errors.append(f"{plan.card.name}: {spec.name} failed: {type(exc).__name__}: {exc} (images kept under {image_dir})")
             continue
-        for row in rows:
-            key = f"{row['metric']}/{row['label']}"
-            for item_id, value in ({} if row.get("breakdown") else row["per_item"]).items():  # breakdown: a subset
-                by_id[item_id]["scores"][key] = value
-                if row["metric"] == primary_metric:
-                    by_id[item_id]["score"] = value
+        for row in rows:  # the primary is the card's metric under whichever scorer label it ran with
+            store_per_item(by_id, row, row["label"], (primary_metric, row["label"]))
             for item_id, message in row.get("item_errors", {}).items():
                 by_id[item_id]["error"] = by_id[item_id].get("error") or message
             summaries.append(row)

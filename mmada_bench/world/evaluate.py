@@ -101,16 +101,17 @@ def evaluate_t2i(model: str | Path, output_dir: str | Path, limit: Optional[int]
     score, and the shuffled-prompt CLIP control (:func:`shuffled_prompt_clip`)."""
     from mmada_bench.metrics.image_metrics import model_clip_dir
     from mmada_bench.results.leaderboard import items_path
+    from mmada_bench.run.text_to_image import SCORER_NOT_COMPUTED
 
     outcome = run(RunSettings(tasks=["t2i"], model=str(model), data_dir="world", output_dir=str(output_dir),
                               limit=limit, batch_size=batch_size, progress=False, **settings))
     # a scorer without local weights (ImageReward, say) leaves its metric out; anything else is a failure
     messages = [line for text in outcome.task_errors.values() for line in text.splitlines() if line.strip()]
-    failures = [m for m in messages if "not computed:" not in m]
+    failures = [m for m in messages if f"{SCORER_NOT_COMPUTED}:" not in m]
     if failures:
         raise RuntimeError("; ".join(failures))
     result: dict = {"run_id": outcome.run_id, "geneval_world": {}, "by_category": {},
-                    "not_computed": [m for m in messages if "not computed:" in m]}
+                    "not_computed": [m for m in messages if f"{SCORER_NOT_COMPUTED}:" in m]}
     for r in outcome.rows:
         summary = {"value": r["value"], "n": int(r["n"])}
         if r["metric"].startswith("geneval_world[category="):

@@ -5,7 +5,7 @@ import json
 import sys
 
 from mmada_bench.cards.discovery import get_task
-from mmada_bench.data.loading import BUNDLED_SPLIT_NOTES
+from mmada_bench.data.loading import BUNDLED_SPLIT_NOTES, WORLD_SPLIT
 from mmada_bench.models.smoke import result_label
 from mmada_bench.results import baselines
 from mmada_bench.results.baselines import baseline_family, protocol_differences
@@ -133,6 +133,10 @@ def format_show(rows, baselines) -> str:
         if breakdown is not None and breakdown.notna().any():
             lines += format_breakdowns(group[breakdown.notna()])
         if baselines is None:
+            continue
+        if r0["split"] == WORLD_SPLIT:  # another world's data: no paper figure is comparable, not even for orientation
+            lines.append(f"  published baselines not shown: split {WORLD_SPLIT} is the synthetic shapes world, "
+                         f"not {protocol['benchmark']}'s data")
             continue
         names = [protocol["benchmark"], *protocol.get("baseline_aliases", {})]
         matches = baselines[baselines["benchmark"].isin(names)]

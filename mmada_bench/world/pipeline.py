@@ -3,12 +3,17 @@
 ``python -m mmada_bench world build --out runs/world [--scale full|mini]`` runs, each step skipped when its
 output is already complete (so a stopped build resumes; the trainer resumes from its last checkpoint):
 
-1. ``tokenizer/``  the world BPE tokenizer              6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
-2. ``magvit/``     the world MAGVIT-v2 (time budget)      7. ``stage2_answers/``, ``stage2_turns/`` direct answers
-3. ``data/``       evaluation splits + stage corpora      8. ``stage3/``     UniGRPO (POPE / MME correctness)
-4. ``init/``       the random-init checkpoint            9. ``clip/``       the tiny world CLIP (open_clip)
-5. ``stage1/``     unified masked-token pretraining     10. ``model/``     the packaged checkpoint (stage 3 +
-   model card + run defaults + clip/ + ``recorded_slice.json``)
+1. ``tokenizer/``  the world BPE tokenizer
+2. ``magvit/``     the world MAGVIT-v2 (time budget)
+3. ``data/``       evaluation splits + stage corpora
+4. ``init/``       the random-init checkpoint
+5. ``stage1/``     unified masked-token pretraining
+6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
+7. ``stage2_answers/``, ``stage2_turns/``  the direct POPE / MME answers; ``stage2_rehearse/`` those answers
+   beside stage 2's text-to-image rows while the learning rate cools
+8. ``stage3/``     UniGRPO (POPE / MME correctness)
+9. ``clip/``       the tiny world CLIP (open_clip)
+10. ``model/``     the packaged checkpoint (stage 3 + model card + run defaults + clip/ + ``recorded_slice.json``)
 
 Every step's wall time goes to ``timings.json``; the totals are printed at the end.
 """
@@ -48,10 +53,11 @@ SCALES = {
     "full": Scale(),
     "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
                   layers=2, heads=2, clip_steps=10,
-                  steps={"stage1": 12, "stage2": 12, "stage2_answers": 6, "stage2_turns": 6, "stage3": 3}),
+                  steps={"stage1": 12, "stage2": 12, "stage2_answers": 6, "stage2_turns": 6, "stage2_rehearse": 6,
+                         "stage3": 3}),
 }
 #: the stages the build runs, in order (``stage2_mmu.yaml``, ``stage3_text.yaml``, ``stage3_t2i.yaml`` are written too)
-STAGES = ("stage1", "stage2", "stage2_answers", "stage2_turns", "stage3")
+STAGES = ("stage1", "stage2", "stage2_answers", "stage2_turns", "stage2_rehearse", "stage3")
 CLIP_CONTEXT = 64  # text positions of the world CLIP: the build's tokenizer splits digits and is small
 STEP_NAMES = ("tokenizer", "magvit", "data", "init", *STAGES, "clip", "model")
 

@@ -40,8 +40,8 @@ def _sampler(preset: str) -> dict:
 
 #: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
 #: but not in the default build, see ``pipeline.STAGES``)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_turns": 150, "stage2_mmu": 500,
-                 "stage3": 120}
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_turns": 150, "stage2_rehearse": 300,
+                 "stage2_mmu": 500, "stage3": 100}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:
@@ -53,6 +53,8 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     draws its prompts from; every response token masked, the layout's newline and end-of-turn not targets: the
     only objective measured to leave the answer plateau); ``stage2_turns`` continues on the same rows with every
     target (EOS / end-of-turn at :data:`WORLD_STRUCTURAL_WEIGHT`), so that the answer ends its turn;
+    ``stage2_rehearse`` rehearses stage 2's text-to-image rows beside those answers while the learning rate cools
+    (the direct-answer stages alone make the model forget how to draw; sixteenth round of the README);
     stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
     (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
     yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
@@ -105,6 +107,15 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                          "objective": {**answers["objective"], "structural_weight": WORLD_STRUCTURAL_WEIGHT,
                                        "target_weights": {}},
                          "train": train("stage2_turns")},
+        "stage2_rehearse": {**answers, "name": "world-stage2-rehearse",
+                            "model": {**model, "path": "runs/world/stage2_turns/last"},
+                            "data": {**answers["data"], "batch_size": {"t2i": 8, "lm": 0, "mmu": 32},
+                                     "sources": [*answers["data"]["sources"],
+                                                 {"path": "stage2/t2i.jsonl", "kind": "t2i", "weight": 1.0}]},
+                            "objective": {**answers["objective"], "coefficients": {"t2i": 0.5, "lm": 0.0, "mmu": 1.0},
+                                          "structural_weight": WORLD_STRUCTURAL_WEIGHT, "target_weights": {}},
+                            "optim": {**answers["optim"], "lr": 3.0e-4, "min_lr_scale": 0.05},
+                            "train": train("stage2_rehearse")},
         "stage2_mmu": {"name": "world-stage2-mmu", "kind": "unified",
                        "model": {**model, "path": "runs/world/stage2/last"},
                        "data": {"max_seq_length": 168, "lm_max_length": 288, "num_vq_tokens": n_vq,
@@ -120,7 +131,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                                  "min_lr_scale": 0.05, "weight_decay": 0.0, "betas": WORLD_ADAM_BETAS},
                        "train": train("stage2_mmu")},
         "stage3": {"name": "world-stage3", "kind": "grpo",
-                   "model": {**model, "path": "runs/world/stage2_turns/last"},
+                   "model": {**model, "path": "runs/world/stage2_rehearse/last"},
                    "data": {"max_seq_length": 72, "num_vq_tokens": n_vq, "think_format": False,
                             "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
                    "optim": {"lr": 5.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from mmada_bench.commands.show import format_show
 from mmada_bench.models.smoke import DEFAULT_MODEL_DIR, WORLD_MODEL_DIR
+from mmada_bench.results import baselines
+from mmada_bench.results.leaderboard import read_leaderboard
 from mmada_bench.run.runner import run
 from mmada_bench.run.types import RunSettings
 from mmada_bench.world.evaluate import RECORDED_SLICE, run_slice
@@ -78,3 +81,25 @@ def test_a_run_without_a_model_answers_with_the_packaged_world_model(recorded, t
     primary = next(r for r in outcome.rows if r.get("is_primary") and not r.get("breakdown"))
     assert primary["split"] == "world" and primary["n"] == limit
     assert primary["value"] >= READS_ITS_IMAGES["pope"], primary
+    # never shown beside the paper's baselines: they were measured on the real benchmark, not on this world
+    shown = format_show(read_leaderboard(tmp_path), baselines.load())
+    assert "published baselines not shown" in shown and "published baselines (" not in shown, shown
+
+
+#: floor of ``geneval_world`` on the single-object prompts of the slice below: a model that does not draw scores 0
+#: (the shipped model of round 14 drew 0 / 98), and the issue's target on the whole split is 0.6
+DRAWS_SINGLE_OBJECTS = 0.5
+T2I_SLICE = 24  # the first world prompts; the single-object categories among them are read from the result
+
+
+@pytest.mark.skipif(MODEL != WORLD_MODEL_DIR, reason="MMADA_WORLD_MODEL points at another model than the packaged one")
+def test_the_packaged_model_draws_single_objects(tmp_path):
+    from mmada_bench.world.evaluate import evaluate_t2i
+
+    result = evaluate_t2i(MODEL, tmp_path, limit=T2I_SLICE, preset="t2i-repo")
+    single = {c: s for c, s in result["by_category"].items() if c.startswith("single")}
+    n = sum(s["n"] for s in single.values())
+    assert n > 0, result["by_category"]
+    drawn = sum(s["value"] * s["n"] for s in single.values()) / n
+    assert drawn >= DRAWS_SINGLE_OBJECTS, result["by_category"]
+    assert result["clip_control"]["diff_ci"][0] > 0, result["clip_control"]  # drawn to the prompt, not any prompt

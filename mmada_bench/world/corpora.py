@@ -11,7 +11,8 @@
   yes-no questions with the thinking prompt and the objects seen), ``t2i.jsonl``, ``mmu_direct.jsonl`` (the
   yes-no rows without thinking), ``mmu_cells.jsonl`` (grounding: what is in each cell, :func:`grounding_rows`),
   ``mmu_think.jsonl`` (POPE / MME yes-no rows of ``n / 4`` images each in the thinking variant the world model
-  answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.yes_no_rows`, layout ``think``);
+  answers in, reasoning = the question's object and a verdict per cell, :func:`.sft.yes_no_rows`, layout ``think``),
+  ``mmu_captions.jsonl`` (the Flickr30k caption rows of ``mmu_cot.jsonl``, rehearsed in ``stage2_rehearse``);
 * ``stage3/``: ``text_prompts.jsonl`` / ``mmu_prompts.jsonl`` ``{..., "answer"}``: the stage-2 prompts (GSM8K
   chat, the direct POPE / MME yes-no questions) with gold answers for the correctness reward
   (:func:`.sft.grpo_prompts`),
@@ -144,7 +145,8 @@ def stage3_t2i(seed: int, n: int) -> list[dict]:
 STAGE_FILES = {
     "stage1": [("text.jsonl", "text"), ("mmu.jsonl", "mmu"), ("t2i.jsonl", "t2i")],
     "stage2": [("text_cot.jsonl", "text"), ("mmu_cot.jsonl", "mmu"), ("t2i.jsonl", "t2i"),
-               ("mmu_direct.jsonl", "mmu"), ("mmu_cells.jsonl", "mmu"), ("mmu_think.jsonl", "mmu")],
+               ("mmu_direct.jsonl", "mmu"), ("mmu_cells.jsonl", "mmu"), ("mmu_think.jsonl", "mmu"),
+               ("mmu_captions.jsonl", "mmu")],
     "stage3": [("text_prompts.jsonl", "text"), ("mmu_prompts.jsonl", "mmu"), ("t2i_prompts.jsonl", "t2i")],
 }
 
@@ -177,7 +179,7 @@ def write_corpora(out: str | Path, seed: int = DEFAULT_TRAIN_SEED, n: int = 1000
         "stage1": [stage1_text(seed, n), captioned, t2i_pairs(seed, n, images, "stage1/t2i")],
         "stage2": [sft_text, sft_mmu, t2i_pairs(seed, n, images, "stage2/t2i"), sft_direct,
                    grounding_rows(captioned, images, next((r.get("chat_eot") for r in sft_direct), None)),
-                   sft_think],
+                   sft_think, sft.captions(sft_mmu)],
         "stage3": [sft.grpo_prompts(sft_text, "text"), sft.grpo_prompts(sft_direct, "mmu"), stage3_t2i(seed, n)],
     }
     codes = encode_images(images, magvit) if magvit else {}

@@ -193,6 +193,11 @@ def grpo_prompts(sft_rows: list[dict], kind: str) -> list[dict]:
     return out
 
 
+def captions(mmu: list[dict]) -> list[dict]:
+    """The Flickr30k caption rows of ``mmu`` (answers of many tokens, decoded over many steps)."""
+    return [row for row in mmu if not row.get("reasoning") and row["answer"] not in ("Yes", "No")]
+
+
 def direct(mmu: list[dict]) -> list[dict]:
     """The rows of ``mmu`` asked without the thinking prompt (answer first): stage ``stage2_mmu``'s data."""
     return [row for row in mmu if not row.get("reasoning")]

@@ -69,17 +69,24 @@ class Mixture:
     def __init__(self, sources: Sequence, seed: int = 0):
         self.rng = random.Random(seed)
         self.by_kind: dict[str, list[tuple[list[dict], float]]] = {}
+        self.sources_by_kind: dict[str, list] = {}
         for src in sources:
             self.by_kind.setdefault(src.kind, []).append((read_rows(src.path), float(src.weight)))
+            self.sources_by_kind.setdefault(src.kind, []).append(src)
 
     def sample(self, kind: str, n: int) -> list[dict]:
+        """``n`` rows of ``kind``, each from a source drawn by weight."""
+        return self.sample_with_sources(kind, n)[0]
+
+    def sample_with_sources(self, kind: str, n: int) -> tuple[list[dict], list]:
+        """Like :meth:`sample` (the same draws), with the source section each row came from."""
         if n <= 0:
-            return []
+            return [], []
         if kind not in self.by_kind:
             raise ValueError(f"the batch asks for {n} {kind} row(s) but no data source has kind {kind!r}")
         files = self.by_kind[kind]
         picks = self.rng.choices(range(len(files)), weights=[w for _, w in files], k=n)
-        return [self.rng.choice(files[i][0]) for i in picks]
+        return [self.rng.choice(files[i][0]) for i in picks], [self.sources_by_kind[kind][i] for i in picks]
 
     def sample_any(self, n: int, kinds: Optional[Sequence[str]] = None) -> list[tuple[str, dict]]:
         """``n`` (kind, row) pairs drawn by weight across every source (of ``kinds`` when given)."""
@@ -255,27 +262,30 @@ class UnifiedBatchBuilder:
             batch.lm_ids, batch.lm_labels, batch.lm_p_mask = noise.noisy, labels, noise.p_mask
             batch.lm_answer_lengths = noise.answer_lengths
             batch.lm_loss_weights = self._weights(labels)
-        mmu_rows = self.mixture.sample("mmu", int(bs.get("mmu", 0)))
+        mmu_rows, mmu_sources = self.mixture.sample_with_sources("mmu", int(bs.get("mmu", 0)))
         if mmu_rows:
             images = torch.tensor([self.image_codes(r) for r in mmu_rows]) + tok.image_offset
             texts = [self.formatter.row_chat_ids(r, "question") for r in mmu_rows]
             self._warn_if_truncated("mmu", texts, self.data.max_seq_length, "data.max_seq_length")
             ids, prompt, labels = self.prompting.mmu_train(images, texts)
-            noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, t=self._mmu_mask_times(len(mmu_rows)),
+            noise = mask_text(ids, tok.mask, eps, prompt_mask=prompt, t=self._mmu_mask_times(mmu_sources),
                               generator=g)
             batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask
             batch.mmu_answer_lengths = noise.answer_lengths
             batch.mmu_loss_weights = self._weights(labels)
         return batch
 
-    def _mmu_mask_times(self, n: int) -> Optional[torch.Tensor]:
+    def _mmu_mask_times(self, sources: list) -> Optional[torch.Tensor]:
         """Per-row masking times of the mmu rows: ``None`` (``mask_text`` draws ``t ~ U(0, 1)``, the official
-        stream) unless ``objective.mmu_full_mask_prob`` sets a share of rows to ``t = 1`` (whole response masked)."""
-        share = self.objective.mmu_full_mask_prob
-        if share <= 0:
+        stream) unless ``objective.mmu_full_mask_prob`` or a row's source (``full_mask_prob``) sets a share of
+        rows to ``t = 1`` (whole response masked)."""
+        default = self.objective.mmu_full_mask_prob
+        shares = torch.tensor([default if src.full_mask_prob is None else src.full_mask_prob for src in sources],
+                              dtype=torch.float)
+        if not bool((shares > 0).any()):
             return None
-        t = torch.rand(n, generator=self.generator)
-        return torch.where(torch.rand(n, generator=self.generator) < share, torch.ones_like(t), t)
+        t = torch.rand(len(sources), generator=self.generator)
+        return torch.where(torch.rand(len(sources), generator=self.generator) < shares, torch.ones_like(t), t)
 
     def _warn_if_truncated(self, kind: str, texts: list[list[int]], width: int, setting: str) -> None:
         """Warn once per kind when a row does not fit its layout: it is cut as in the official code, so its end

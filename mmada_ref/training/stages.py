@@ -29,6 +29,9 @@ class SourceSection:
     path: str = ""
     kind: str = "text"                   # text | mmu | t2i (unified) ; text | mmu (grpo prompts)
     weight: float = 1.0
+    #: mmu sources: this file's share of wholly masked responses, in place of ``objective.mmu_full_mask_prob``
+    #: (e.g. 0 for captions decoded over many steps beside one-token answers at 1); ``None`` = the objective's
+    full_mask_prob: Optional[float] = None
 
 
 @dataclass
@@ -129,6 +132,9 @@ class StageConfig:
                 raise ValueError(f"data source {src.path}: kind must be one of {sorted(kinds)}, not {src.kind!r}")
             if src.weight <= 0:
                 raise ValueError(f"data source {src.path}: weight must be > 0")
+            if src.full_mask_prob is not None and (src.kind != "mmu" or not 0.0 <= src.full_mask_prob <= 1.0):
+                raise ValueError(f"data source {src.path}: full_mask_prob applies to mmu sources and must be in "
+                                 f"[0, 1], got {src.full_mask_prob} for kind {src.kind!r}")
         if not self.data.sources:
             raise ValueError("data.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
         if self.train.mixed_precision not in ("no", "fp16", "bf16"):

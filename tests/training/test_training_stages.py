@@ -117,6 +117,27 @@ def test_mmu_full_mask_prob_masks_whole_responses_and_keeps_the_official_stream_
         stage_from_dict(stage).validate()
 
 
+def test_a_source_full_mask_prob_overrides_the_objective_for_its_rows(stages, tmp_path):
+    """data.sources[].full_mask_prob: an mmu file at 0 keeps t ~ U(0, 1) beside an objective at 1 (captions beside
+    one-token answers), a file at 1 masks whole responses under the official objective; text sources refuse it."""
+    stage = json.loads(json.dumps(stages["stage2"]))
+    mmu = [src for src in stage["data"]["sources"] if src["kind"] == "mmu"]
+    assert mmu, "the stage-2 fixture needs an mmu source"
+
+    def batch(name, objective_share, source_share):
+        stage["objective"]["mmu_full_mask_prob"] = objective_share
+        for src in mmu:
+            src["full_mask_prob"] = source_share
+        return Trainer(stage_from_dict(stage), tmp_path / name, resume=False).step_fn.builder.next()
+
+    assert not torch.all(batch("captions", 1.0, 0.0).mmu_p_mask == 1.0)
+    assert torch.all(batch("answers", 0.0, 1.0).mmu_p_mask == 1.0)
+    text = next(src for src in stage["data"]["sources"] if src["kind"] == "text")
+    text["full_mask_prob"] = 0.5
+    with pytest.raises(ValueError, match="full_mask_prob applies to mmu"):
+        stage_from_dict(stage).validate()
+
+
 def test_rows_longer_than_their_layout_are_warned_about_once(stages, tmp_path):
     """A row that does not fit max_seq_length / lm_max_length is cut as in the official code; the builder says so."""
     import warnings

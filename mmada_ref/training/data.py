@@ -272,8 +272,20 @@ class UnifiedBatchBuilder:
                               generator=g)
             batch.mmu_ids, batch.mmu_labels, batch.mmu_p_mask = noise.noisy, labels, noise.p_mask
             batch.mmu_answer_lengths = noise.answer_lengths
-            batch.mmu_loss_weights = self._weights(labels)
+            batch.mmu_loss_weights = self._source_structural_weights(labels, self._weights(labels), mmu_sources)
         return batch
+
+    def _source_structural_weights(self, labels: torch.Tensor, weights: Optional[torch.Tensor],
+                                   sources: list) -> Optional[torch.Tensor]:
+        """``weights`` with the EOS / end-of-turn targets of rows whose source sets ``structural_weight`` re-weighted."""
+        rows = [i for i, src in enumerate(sources) if src.structural_weight is not None]
+        if not rows:
+            return weights
+        weights = torch.ones(labels.shape) if weights is None else weights.clone()
+        structural = (labels == self.tokens.eos) | (labels == self.tokens.eot_id)
+        for i in rows:
+            weights[i] = torch.where(structural[i], float(sources[i].structural_weight), weights[i])
+        return weights
 
     def _mmu_mask_times(self, sources: list) -> Optional[torch.Tensor]:
         """Per-row masking times of the mmu rows: ``None`` (``mask_text`` draws ``t ~ U(0, 1)``, the official

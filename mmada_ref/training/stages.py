@@ -32,6 +32,9 @@ class SourceSection:
     #: mmu sources: this file's share of wholly masked responses, in place of ``objective.mmu_full_mask_prob``
     #: (e.g. 0 for captions decoded over many steps beside one-token answers at 1); ``None`` = the objective's
     full_mask_prob: Optional[float] = None
+    #: mmu sources: loss weight of this file's EOS / end-of-turn targets, in place of ``objective.structural_weight``
+    #: (e.g. 1 for captions, which must learn where they end); ``None`` = the objective's
+    structural_weight: Optional[float] = None
 
 
 @dataclass
@@ -135,6 +138,9 @@ class StageConfig:
             if src.full_mask_prob is not None and (src.kind != "mmu" or not 0.0 <= src.full_mask_prob <= 1.0):
                 raise ValueError(f"data source {src.path}: full_mask_prob applies to mmu sources and must be in "
                                  f"[0, 1], got {src.full_mask_prob} for kind {src.kind!r}")
+            if src.structural_weight is not None and (src.kind != "mmu" or src.structural_weight < 0):
+                raise ValueError(f"data source {src.path}: structural_weight applies to mmu sources and must be "
+                                 f">= 0, got {src.structural_weight} for kind {src.kind!r}")
         if not self.data.sources:
             raise ValueError("data.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
         if self.train.mixed_precision not in ("no", "fp16", "bf16"):

@@ -138,6 +138,28 @@ def test_a_source_full_mask_prob_overrides_the_objective_for_its_rows(stages, tm
         stage_from_dict(stage).validate()
 
 
+def test_a_source_structural_weight_overrides_the_objective_for_its_rows(stages, tmp_path):
+    """data.sources[].structural_weight: the EOS / end-of-turn targets of that file's mmu rows take the source's
+    weight, every other target keeps the objective's; text sources refuse it."""
+    stage = json.loads(json.dumps(stages["stage2"]))
+    stage["objective"]["structural_weight"] = 0.1
+    for src in stage["data"]["sources"]:
+        if src["kind"] == "mmu":
+            src["structural_weight"] = 0.7
+    builder = Trainer(stage_from_dict(stage), tmp_path / "source", resume=False).step_fn.builder
+    batch = builder.next()
+    structural = (batch.mmu_labels == builder.tokens.eos) | (batch.mmu_labels == builder.tokens.eot_id)
+    assert structural.any() and (~structural & (batch.mmu_labels >= 0)).any()
+    assert torch.all(batch.mmu_loss_weights[structural] == 0.7)
+    assert torch.all(batch.mmu_loss_weights[~structural & (batch.mmu_labels >= 0)] == 1.0)
+    lm_structural = (batch.lm_labels == builder.tokens.eos) | (batch.lm_labels == builder.tokens.eot_id)
+    assert torch.all(batch.lm_loss_weights[lm_structural] == 0.1)
+    text = next(src for src in stage["data"]["sources"] if src["kind"] == "text")
+    text["structural_weight"] = 1.0
+    with pytest.raises(ValueError, match="structural_weight applies to mmu"):
+        stage_from_dict(stage).validate()
+
+
 def test_rows_longer_than_their_layout_are_warned_about_once(stages, tmp_path):
     """A row that does not fit max_seq_length / lm_max_length is cut as in the official code; the builder says so."""
     import warnings

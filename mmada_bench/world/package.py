@@ -33,7 +33,8 @@ STAGE_SUMMARIES = {
     "stage2": "mixed CoT fine-tuning in the harness's prompt layouts",
     "stage2_answers": "the direct POPE / MME yes / no answers alone, every response token masked",
     "stage2_turns": "the same rows with every target, so that the answer ends its turn",
-    "stage2_rehearse": "stage 2's text-to-image rows rehearsed beside those answers while the learning rate cools",
+    "stage2_rehearse": "stage 2's text-to-image and caption rows rehearsed beside those answers while the learning "
+                       "rate cools",
     "stage3": "UniGRPO on the direct POPE / MME prompts with the correctness reward",
 }
 

@@ -10,7 +10,7 @@ output is already complete (so a stopped build resumes; the trainer resumes from
 5. ``stage1/``     unified masked-token pretraining
 6. ``stage2/``     mixed CoT fine-tuning (harness layouts)
 7. ``stage2_answers/``, ``stage2_turns/``  the direct POPE / MME answers; ``stage2_rehearse/`` those answers
-   beside stage 2's text-to-image rows while the learning rate cools
+   beside stage 2's text-to-image and caption rows while the learning rate cools
 8. ``stage3/``     UniGRPO (POPE / MME correctness)
 9. ``clip/``       the tiny world CLIP (open_clip)
 10. ``model/``     the packaged checkpoint (stage 3 + model card + run defaults + clip/ + ``recorded_slice.json``)

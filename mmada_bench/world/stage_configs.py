@@ -33,6 +33,13 @@ WORLD_STRUCTURAL_WEIGHT = 0.1
 WORLD_ADAM_BETAS = [0.9, 0.95]
 
 
+#: the Flickr30k rows ``stage2_rehearse`` rehearses beside the direct answers (half of its mmu rows): with the
+#: official random masks (not the answers' whole-response mask) and full weight on where a caption ends; either
+#: one missing leaves captions that run on (seventeenth round of mmada_bench/world/README.md)
+CAPTION_REHEARSAL = {"path": "stage2/mmu_captions.jsonl", "kind": "mmu", "weight": 1.0, "full_mask_prob": 0.0,
+                     "structural_weight": 1.0}
+
+
 def _sampler(preset: str) -> dict:
     settings = get_preset(preset).settings
     return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
@@ -53,8 +60,9 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     draws its prompts from; every response token masked, the layout's newline and end-of-turn not targets: the
     only objective measured to leave the answer plateau); ``stage2_turns`` continues on the same rows with every
     target (EOS / end-of-turn at :data:`WORLD_STRUCTURAL_WEIGHT`), so that the answer ends its turn;
-    ``stage2_rehearse`` rehearses stage 2's text-to-image rows beside those answers while the learning rate cools
-    (the direct-answer stages alone make the model forget how to draw; sixteenth round of the README);
+    ``stage2_rehearse`` rehearses stage 2's text-to-image and caption rows beside those answers while the learning
+    rate cools (the direct-answer stages alone make the model forget how to draw and caption; sixteenth and
+    seventeenth rounds of the README);
     stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
     (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
     yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
@@ -108,9 +116,10 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
         "stage2_turns": turns,
         "stage2_rehearse": {**turns, "name": "world-stage2-rehearse",
                             "model": {**model, "path": "runs/world/stage2_turns/last"},
-                            "data": {**turns["data"], "batch_size": {"t2i": 8, "lm": 0, "mmu": 32},
+                            "data": {**turns["data"], "batch_size": {"t2i": 8, "lm": 0, "mmu": 48},
                                      "sources": [*turns["data"]["sources"],
-                                                 {"path": "stage2/t2i.jsonl", "kind": "t2i", "weight": 1.0}]},
+                                                 {"path": "stage2/t2i.jsonl", "kind": "t2i", "weight": 1.0},
+                                                 CAPTION_REHEARSAL]},
                             "objective": {**turns["objective"], "coefficients": {"t2i": 0.5, "lm": 0.0, "mmu": 1.0}},
                             "optim": {**turns["optim"], "lr": 3.0e-4, "min_lr_scale": 0.05},
                             "train": train("stage2_rehearse")},

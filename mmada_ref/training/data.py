@@ -68,11 +68,9 @@ class Mixture:
     """Weighted sampling of rows per kind (``text`` / ``mmu`` / ``t2i``) across source files."""
     def __init__(self, sources: Sequence, seed: int = 0):
         self.rng = random.Random(seed)
-        self.by_kind: dict[str, list[tuple[list[dict], float]]] = {}
-        self.sources_by_kind: dict[str, list] = {}
+        self.by_kind: dict[str, list[tuple[object, list[dict]]]] = {}  # kind -> [(source section, rows)]
         for src in sources:
-            self.by_kind.setdefault(src.kind, []).append((read_rows(src.path), float(src.weight)))
-            self.sources_by_kind.setdefault(src.kind, []).append(src)
+            self.by_kind.setdefault(src.kind, []).append((src, read_rows(src.path)))
 
     def sample(self, kind: str, n: int) -> list[dict]:
         """``n`` rows of ``kind``, each from a source drawn by weight."""
@@ -85,17 +83,17 @@ class Mixture:
         if kind not in self.by_kind:
             raise ValueError(f"the batch asks for {n} {kind} row(s) but no data source has kind {kind!r}")
         files = self.by_kind[kind]
-        picks = self.rng.choices(range(len(files)), weights=[w for _, w in files], k=n)
-        return [self.rng.choice(files[i][0]) for i in picks], [self.sources_by_kind[kind][i] for i in picks]
+        picks = self.rng.choices(range(len(files)), weights=[float(src.weight) for src, _ in files], k=n)
+        return [self.rng.choice(files[i][1]) for i in picks], [files[i][0] for i in picks]
 
     def sample_any(self, n: int, kinds: Optional[Sequence[str]] = None) -> list[tuple[str, dict]]:
         """``n`` (kind, row) pairs drawn by weight across every source (of ``kinds`` when given)."""
-        files = [(kind, rows, w) for kind, entries in self.by_kind.items() for rows, w in entries
+        files = [(kind, src, rows) for kind, entries in self.by_kind.items() for src, rows in entries
                  if kinds is None or kind in kinds]
         if not files:
             raise ValueError(f"no data source of kind {sorted(kinds or [])}")
-        picks = self.rng.choices(range(len(files)), weights=[f[2] for f in files], k=n)
-        return [(files[i][0], self.rng.choice(files[i][1])) for i in picks]
+        picks = self.rng.choices(range(len(files)), weights=[float(f[1].weight) for f in files], k=n)
+        return [(files[i][0], self.rng.choice(files[i][2])) for i in picks]
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.getstate()}

@@ -1,6 +1,11 @@
 """Train a small MAGVIT-v2 (LFQ) image tokenizer on world images, time-bounded, and evaluate it.
 
     nice -n 10 python -m mmada_bench.world.train_magvit --out runs/world-magvit --minutes 12
+    python -m mmada_bench.world.train_magvit --out runs/world-magvit --steps 4000 --threads 2   # repeatable
+
+The time budget bounds the build's wall time, but the step count and the learning-rate schedule then follow the
+machine's speed, so two machines train different tokenizers; ``--steps`` trains a fixed number of steps with the
+schedule on the step count (the same weights wherever torch and the thread count are the same).
 
 Model: :class:`mmada_ref.magvit.MAGVITv2` with a config in the layout of
 ``mmada_bench/assets/mmada-smoke/magvitv2/magvit_config.json`` (``--levels 3`` -> factor 4 -> 8 x 8 codes
@@ -25,6 +30,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -154,9 +160,10 @@ def code_purities(scenes: list, codes: torch.Tensor) -> dict:
 
 def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, batch: int, lr: float,
           train_images: int, heldout_images: int, seed: int, log_every: int = 50,
-          semantic_weight: float = 0.0) -> dict:
-    """Train until the time budget is spent, then save the model and its held-out metrics
-    (``semantic_weight``: the code read-out loss of the module docstring; 0 = plain MAGVIT-v2 training)."""
+          semantic_weight: float = 0.0, steps: Optional[int] = None) -> dict:
+    """Train until the time budget is spent (or for ``steps`` optimiser steps, with the schedule following the step
+    count: the same weights on any machine with the same torch and thread count), then save the model and its
+    held-out metrics (``semantic_weight``: the code read-out loss of the module docstring; 0 = plain MAGVIT-v2)."""
     torch.manual_seed(seed)
     config = world_config(levels, ch, codebook_dim)
     model = MAGVITv2(config)
@@ -171,9 +178,9 @@ def train(out: Path, minutes: float, levels: int, ch: int, codebook_dim: int, ba
     opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
     budget, start, step, log = minutes * 60.0, time.time(), 0, []
     gen = torch.Generator().manual_seed(seed)
-    while time.time() - start < budget:
-        frac = min((time.time() - start) / budget, 1.0)
-        for group in opt.param_groups:  # cosine decay over the time budget, 2 % warm-up
+    while (step < steps) if steps else (time.time() - start < budget):
+        frac = step / steps if steps else min((time.time() - start) / budget, 1.0)
+        for group in opt.param_groups:  # cosine decay over the steps (or the time budget), 2 % warm-up
             group["lr"] = lr * min(1.0, frac / 0.02 + 1e-3) * 0.5 * (1 + math.cos(math.pi * frac))
         pick = torch.randint(len(pixels), (batch,), generator=gen)
         x = pixels[pick]
@@ -244,6 +251,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mmada_bench.world.train_magvit", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, type=Path, help="output folder (MAGVIT-v2 official layout)")
     p.add_argument("--minutes", type=float, default=12.0, help="wall-clock training budget")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train exactly this many steps instead (schedule by step: repeatable; --minutes is ignored)")
     p.add_argument("--levels", type=int, default=3, help="3 -> 8x8 codes, 4 -> 4x4 codes for 32 px")
     p.add_argument("--ch", type=int, default=32)
     p.add_argument("--codebook-dim", type=int, default=10, help="LFQ bits per code (2**dim codes)")
@@ -262,7 +271,8 @@ def main(argv=None) -> int:
         print(json.dumps(evaluate_folder(args.out, args.heldout_images), indent=1))
         return 0
     metrics = train(args.out, args.minutes, args.levels, args.ch, args.codebook_dim, args.batch, args.lr,
-                    args.train_images, args.heldout_images, args.seed, semantic_weight=args.semantic_weight)
+                    args.train_images, args.heldout_images, args.seed, semantic_weight=args.semantic_weight,
+                    steps=args.steps)
     print(json.dumps({k: v for k, v in metrics.items() if k != "log"}, indent=1))
     return 0
 

@@ -670,3 +670,22 @@ def test_answer_probe_cli_offers_every_row_layout():
     with redirect_stdout(out), pytest.raises(SystemExit):
         main(["answer-probe", "--help"])
     assert "{" + ",".join(YES_NO_LAYOUTS) + "}" in out.getvalue()
+
+
+def test_magvit_trained_for_a_step_count_repeats_exactly(tmp_path):
+    """``--steps`` ends on the step count and schedules by it, so two runs give the same weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mmada_bench.world.train_magvit import train
+
+    steps = 3
+    runs = []
+    for name in ("a", "b"):
+        metrics = train(tmp_path / name, minutes=0.0, levels=3, ch=32, codebook_dim=4, batch=4, lr=2e-3,
+                        train_images=8, heldout_images=4, seed=0, steps=steps)
+        assert metrics["steps"] == steps  # a 0-minute budget would have stopped before the first step
+        runs.append(load_file(tmp_path / name / "pytorch_model.safetensors"))
+    a, b = runs
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)

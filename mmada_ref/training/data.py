@@ -39,7 +39,7 @@ from .objective import (
     mask_text,
     target_weights,
 )
-from .stages import DataSection, ObjectiveSection
+from .stages import DataSection, ObjectiveSection, SourceSection
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -66,9 +66,9 @@ def read_rows(path: str | Path) -> list[dict]:
 
 class Mixture:
     """Weighted sampling of rows per kind (``text`` / ``mmu`` / ``t2i``) across source files."""
-    def __init__(self, sources: Sequence, seed: int = 0):
+    def __init__(self, sources: Sequence[SourceSection], seed: int = 0):
         self.rng = random.Random(seed)
-        self.by_kind: dict[str, list[tuple[object, list[dict]]]] = {}  # kind -> [(source section, rows)]
+        self.by_kind: dict[str, list[tuple[SourceSection, list[dict]]]] = {}  # kind -> [(source section, rows)]
         for src in sources:
             self.by_kind.setdefault(src.kind, []).append((src, read_rows(src.path)))
 
@@ -83,8 +83,8 @@ class Mixture:
         if kind not in self.by_kind:
             raise ValueError(f"the batch asks for {n} {kind} row(s) but no data source has kind {kind!r}")
         files = self.by_kind[kind]
-        picks = self.rng.choices(range(len(files)), weights=[float(src.weight) for src, _ in files], k=n)
-        return [self.rng.choice(files[i][1]) for i in picks], [files[i][0] for i in picks]
+        picks = self.rng.choices(files, weights=[float(src.weight) for src, _ in files], k=n)
+        return [self.rng.choice(rows) for _, rows in picks], [src for src, _ in picks]
 
     def sample_any(self, n: int, kinds: Optional[Sequence[str]] = None) -> list[tuple[str, dict]]:
         """``n`` (kind, row) pairs drawn by weight across every source (of ``kinds`` when given)."""
@@ -92,8 +92,8 @@ class Mixture:
                  if kinds is None or kind in kinds]
         if not files:
             raise ValueError(f"no data source of kind {sorted(kinds or [])}")
-        picks = self.rng.choices(range(len(files)), weights=[float(f[1].weight) for f in files], k=n)
-        return [(files[i][0], self.rng.choice(files[i][2])) for i in picks]
+        picks = self.rng.choices(files, weights=[float(src.weight) for _, src, _ in files], k=n)
+        return [(kind, self.rng.choice(rows)) for kind, _, rows in picks]
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.getstate()}

@@ -4,7 +4,7 @@
 output is already complete (so a stopped build resumes; the trainer resumes from its last checkpoint):
 
 1. ``tokenizer/``  the world BPE tokenizer
-2. ``magvit/``     the world MAGVIT-v2 (time budget)
+2. ``magvit/``     the world MAGVIT-v2 (a fixed step count, so a rebuild repeats it)
 3. ``data/``       evaluation splits + stage corpora
 4. ``init/``       the random-init checkpoint
 5. ``stage1/``     unified masked-token pretraining
@@ -40,7 +40,7 @@ class Scale:
     train_n: int = 12000
     tokenizer_rounds: int = 2000
     vocab: int = 640
-    magvit_minutes: float = 12.0
+    magvit_steps: int = 4362  # round 14's count in its 12-minute budget; by step, so a rebuild repeats it
     magvit_semantic_weight: float = 0.1  # each code names its patch's colour and shape (train_magvit docstring)
     d_model: int = 160  # 2.4 M parameters: the bf16 weights file stays under the 5 MB a shipped file may have
     layers: int = 6
@@ -51,7 +51,7 @@ class Scale:
 
 SCALES = {
     "full": Scale(),
-    "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_minutes=0.15, d_model=64,
+    "mini": Scale(eval_n=8, train_n=64, tokenizer_rounds=300, vocab=512, magvit_steps=40, d_model=64,
                   layers=2, heads=2, clip_steps=10,
                   steps={"stage1": 12, "stage2": 12, "stage2_answers": 6, "stage2_turns": 6, "stage2_rehearse": 6,
                          "stage3": 3}),
@@ -90,7 +90,7 @@ class Build:
     def magvit(self) -> None:
         from .train_magvit import main as train_magvit
 
-        train_magvit(["--out", str(self.out / "magvit"), "--minutes", str(self.scale.magvit_minutes),
+        train_magvit(["--out", str(self.out / "magvit"), "--steps", str(self.scale.magvit_steps),
                       "--threads", "2", "--heldout-images", str(max(50, self.scale.eval_n)),
                       "--semantic-weight", str(self.scale.magvit_semantic_weight)])
 
@@ -159,6 +159,8 @@ class Build:
             step()
             seconds = round(time.perf_counter() - start, 1)
             self.timings[name] = {"seconds": seconds}
+            if name in STAGES:  # a stage may stop before its cap (``train.stop_loss_below``)
+                self.timings[name]["steps"] = int(self.stage_checkpoint(name).name.split("-")[1])
             _mark(target, {"seconds": seconds, "scale": self.scale_name})
             self.timings_path.write_text(json.dumps(self.timings, indent=1) + "\n")
             self.log(f"{name}: {seconds} s")
@@ -168,7 +170,8 @@ class Build:
 
     def summary(self) -> dict:
         sizes = asdict(self.scale)
-        sizes["steps"] = {name: n for name, n in sizes["steps"].items() if name in STAGES}  # the stages run
+        sizes["steps"] = {name: self.timings.get(name, {}).get("steps", n)  # the stages run, as trained
+                          for name, n in sizes["steps"].items() if name in STAGES}
         return {"scale": self.scale_name, "sizes": sizes, "timings": self.timings,
                 "eval_seed": DEFAULT_EVAL_SEED, "train_seed": DEFAULT_TRAIN_SEED}
 

@@ -45,9 +45,14 @@ def _sampler(preset: str) -> dict:
     return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
 
 
+#: ``stage2_answers`` stops once its loss, over the last 50 steps, is at or below this (``DEFAULT_STEPS`` is its
+#: cap): the loss sits on a plateau (~0.016) until the answer is read from the image, and when it leaves it depends
+#: on the start (round 14: ~150 steps, 0.0085 by step 325; eighteenth round: ~325, 0.009 by 700)
+ANSWERS_STOP_LOSS = 0.0085
+
 #: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
 #: but not in the default build, see ``pipeline.STAGES``)
-DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 400, "stage2_turns": 150, "stage2_rehearse": 300,
+DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 1100, "stage2_turns": 150, "stage2_rehearse": 300,
                  "stage2_mmu": 500, "stage3": 100}
 
 
@@ -91,7 +96,7 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                              "target_weights": {"\n": 0.0, direct_chat_eot(): 0.0}, "mmu_full_mask_prob": 1.0},
                "optim": {"lr": 1.0e-3, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0,
                          "betas": WORLD_ADAM_BETAS},
-               "train": train("stage2_answers")}
+               "train": train("stage2_answers", stop_loss_below=ANSWERS_STOP_LOSS, stop_window=50)}
     turns = {**answers, "name": "world-stage2-turns", "model": {**model, "path": "runs/world/stage2_answers/last"},
              "objective": {**answers["objective"], "structural_weight": WORLD_STRUCTURAL_WEIGHT, "target_weights": {}},
              "train": train("stage2_turns")}

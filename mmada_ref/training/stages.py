@@ -88,6 +88,10 @@ class TrainSection:
     save_every: int = 1000
     keep_last: int = 2
     tensorboard: bool = False            # also write the logged records as TensorBoard scalars (OUTPUT_DIR/tensorboard/)
+    # stop before max_steps once the logged loss, averaged over the last ``stop_window`` steps (whole log windows),
+    # is at or below this; max_steps is then the cap (the schedule still runs over max_steps)
+    stop_loss_below: Optional[float] = None
+    stop_window: int = 50
 
 
 @dataclass
@@ -145,6 +149,11 @@ class StageConfig:
             raise ValueError("data.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
         if self.train.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"train.mixed_precision must be no, fp16 or bf16, not {self.train.mixed_precision!r}")
+        if self.train.stop_loss_below is not None and (self.train.stop_loss_below <= 0
+                                                       or self.train.stop_window < self.train.log_every):
+            raise ValueError(f"train.stop_loss_below must be > 0 and train.stop_window >= train.log_every, got "
+                             f"{self.train.stop_loss_below} and {self.train.stop_window} (log_every "
+                             f"{self.train.log_every})")
         if not 0.0 <= self.objective.mmu_full_mask_prob <= 1.0:
             raise ValueError(f"objective.mmu_full_mask_prob must be in [0, 1], got {self.objective.mmu_full_mask_prob}")
         lo, hi = self.grpo.mask_ratio

@@ -22,6 +22,7 @@ import json
 import math
 import shutil
 import time
+from collections import deque
 from pathlib import Path
 from typing import Optional
 
@@ -101,6 +102,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
         self.step = 0
+        self.stopped_early = False  # train.stop_loss_below was met: a resumed run does not train on
         if resume:
             ckpt = latest_checkpoint(self.output_dir)
             if ckpt is not None:
@@ -123,7 +125,7 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------------
     def train(self) -> dict:
-        """Run until ``max_steps`` optimiser steps; returns the last logged record."""
+        """Run until ``max_steps`` optimiser steps (or ``train.stop_loss_below``); returns the last logged record."""
         acc, cfg = self.accelerator, self.cfg
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -131,8 +133,10 @@ class Trainer:
         record: dict = {}
         sums: dict = {}
         window_start, window_steps = time.perf_counter(), 0
+        recent_losses = deque(maxlen=max(1, cfg.train.stop_window // cfg.train.log_every))
+        stop = self.stopped_early
         try:
-            while self.step < self.max_steps:
+            while self.step < self.max_steps and not stop:
                 metrics = self._optimizer_step()
                 self.step += 1
                 window_steps += 1
@@ -143,15 +147,26 @@ class Trainer:
                     means = self._mean_over_processes({k: v / window_steps for k, v in sums.items()})
                     record = {"step": self.step, **means, "lr": self.scheduler.get_last_lr()[0],
                               "steps_per_s": window_steps / max(elapsed, 1e-9)}
+                    stop = self.stopped_early = self._loss_reached(recent_losses, record)
+                    if stop:
+                        record["stopped_early"] = True
                     self._log(record)
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
-                if self.step % cfg.train.save_every == 0 or self.step == self.max_steps:
+                if stop or self.step % cfg.train.save_every == 0 or self.step == self.max_steps:
                     self.save()
         finally:
             if self.tensorboard is not None:
                 self.tensorboard.close()
         acc.wait_for_everyone()
         return record
+
+    def _loss_reached(self, recent_losses: deque, record: dict) -> bool:
+        """Whether ``train.stop_loss_below`` is met by the logged losses of the last ``train.stop_window`` steps."""
+        threshold = self.cfg.train.stop_loss_below
+        if threshold is None or "loss" not in record:
+            return False
+        recent_losses.append(record["loss"])
+        return len(recent_losses) == recent_losses.maxlen and sum(recent_losses) / len(recent_losses) <= threshold
 
     def _optimizer_step(self) -> dict:
         acc, model = self.accelerator, self.model
@@ -201,7 +216,7 @@ class Trainer:
             vq = Path(self.cfg.model.vq_model or Path(self.cfg.model.path) / "magvitv2")
             if vq.is_dir() and not (folder / "magvitv2").exists():
                 shutil.copytree(vq, folder / "magvitv2")
-            state = {"step": self.step, "step_fn": self.step_fn.state_dict()}
+            state = {"step": self.step, "stopped_early": self.stopped_early, "step_fn": self.step_fn.state_dict()}
             (folder / TRAINER_STATE).write_text(json.dumps(state))
             self._prune()
 
@@ -213,6 +228,7 @@ class Trainer:
         self.accelerator.load_state(str(folder / STATE_DIR))
         state = json.loads((folder / TRAINER_STATE).read_text())
         self.step = int(state["step"])
+        self.stopped_early = bool(state.get("stopped_early", False))
         self.step_fn.load_state_dict(state["step_fn"])
 
     def _prune(self) -> None:

@@ -208,6 +208,28 @@ def test_checkpoint_round_trip_and_resume(stages, tmp_path):
     assert not (tmp_path / "tensorboard").exists()  # off by default
 
 
+@pytest.mark.parametrize("threshold, steps_run", [(1e9, 2), (1e-12, 5)])
+def test_loss_threshold_stops_the_stage_early_and_for_good(stages, tmp_path, threshold, steps_run):
+    """``train.stop_loss_below`` ends the stage once the last ``stop_window`` steps' loss reaches it (checked on the
+    logged windows); ``max_steps`` stays the cap, and a resumed run does not train past the stop."""
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["train"].update(max_steps=5, save_every=100, log_every=1, stop_loss_below=threshold, stop_window=2)
+    cfg = stage_from_dict(stage)
+    record = Trainer(cfg, tmp_path).train()
+    assert record["step"] == steps_run
+    assert record.get("stopped_early", False) == (steps_run < 5)
+    assert latest_checkpoint(tmp_path).name == f"step-{steps_run:07d}"
+    Trainer(cfg, tmp_path).train()  # resumes from the stop: nothing more to do
+    assert [r["step"] for r in read_metrics(tmp_path)] == list(range(1, steps_run + 1))
+
+
+def test_loss_threshold_needs_a_whole_log_window(stages):
+    stage = json.loads(json.dumps(stages["stage1"]))
+    stage["train"].update(log_every=10, stop_loss_below=0.5, stop_window=5)
+    with pytest.raises(ValueError, match="stop_window"):
+        stage_from_dict(stage).validate()
+
+
 def test_shipped_stage_configs_parse(tmp_path):
     from pathlib import Path
 

@@ -29,6 +29,10 @@ def test_every_step_runs_and_is_timed(mini_build):
     assert any("in all" in line for line in logs)
     for name in STEP_NAMES:
         assert (out / name / "DONE").is_file(), name
+    scale = SCALES["mini"]
+    for name in STAGES:  # the steps each stage trained (none reaches the answers stage's loss threshold here)
+        assert timings[name]["steps"] == scale.steps[name], name
+    assert json.loads((out / "magvit" / "metrics.json").read_text())["steps"] == scale.magvit_steps  # by count
 
 
 def test_unified_stages_lower_their_loss(mini_build):

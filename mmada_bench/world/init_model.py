@@ -7,7 +7,7 @@ by name from the tokenizer), image ids ``len(tokenizer) + code``, vocabulary pad
 Initialisation: every linear and embedding weight ~ N(0, ``init_std``) with ``init_std = d_model ** -0.5``
 by default (the fan-in scale of the width). The official ``init_std = 0.02`` is that scale for LLaDA's 4,096-wide
 model; at width 192 it is 3.6x too small, attention starts uniform, and the world's comparisons (is the
-question's object this cell's object?) were not learned in 2,000 steps (world README, "Third round").
+question's object this cell's object?) were not learned in 2,000 steps (docs/world/rounds.md, "Third round").
 """
 from __future__ import annotations
 

@@ -25,17 +25,17 @@ def num_vq_tokens(magvit: Optional[str | Path]) -> int:
 
 
 #: text-loss weight of EOS / end-of-turn targets in ``stage2_turns`` and ``stage2_mmu`` (the official 1.0 keeps a
-#: tiny model from learning answers that depend on the prompt; measured in mmada_bench/world/README.md)
+#: tiny model from learning answers that depend on the prompt; measured in docs/world/rounds.md)
 WORLD_STRUCTURAL_WEIGHT = 0.1
 #: Adam betas of the world's stages 1-2: the official beta2 = 0.999 (made for 10^5-step runs) keeps the first
 #: steps' large gradients in the second moment for ~1,000 steps, i.e. the whole of a world stage, and holds the
-#: answers on a plateau (twelfth round of mmada_bench/world/README.md)
+#: answers on a plateau (twelfth round, docs/world/rounds.md)
 WORLD_ADAM_BETAS = [0.9, 0.95]
 
 
 #: the Flickr30k rows ``stage2_rehearse`` rehearses beside the direct answers (half of its mmu rows): with the
 #: official random masks (not the answers' whole-response mask) and full weight on where a caption ends; either
-#: one missing leaves captions that run on (seventeenth round of mmada_bench/world/README.md)
+#: one missing leaves captions that run on (seventeenth round, docs/world/rounds.md)
 CAPTION_REHEARSAL = {"path": "stage2/mmu_captions.jsonl", "kind": "mmu", "weight": 1.0, "full_mask_prob": 0.0,
                      "structural_weight": 1.0}
 
@@ -67,11 +67,11 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
     target (EOS / end-of-turn at :data:`WORLD_STRUCTURAL_WEIGHT`), so that the answer ends its turn;
     ``stage2_rehearse`` rehearses stage 2's text-to-image and caption rows beside those answers while the learning
     rate cools (the direct-answer stages alone make the model forget how to draw and caption; sixteenth and
-    seventeenth rounds of the README);
+    seventeenth rounds of docs/world/rounds.md);
     stage 3 is UniGRPO on those direct POPE / MME prompts with the harness's own sampler for them
     (:func:`.sft.direct_preset`) and the correctness reward. ``stage2_mmu`` (grounding rows, thinking-variant
     yes / no rows, EOS / end-of-turn down-weighted) is written for the thinking variant but not run by the
-    default build: after ``stage2_answers`` it undoes the direct answers (thirteenth round of the README)."""
+    default build: after ``stage2_answers`` it undoes the direct answers (thirteenth round, docs/world/rounds.md)."""
     from .corpora import STAGE_FILES
 
     steps = {**DEFAULT_STEPS, **(steps or {})}

@@ -1,11 +1,11 @@
-"""Train a small MAGVIT-v2 (LFQ) image tokenizer on world images, time-bounded, and evaluate it.
+"""Train a small MAGVIT-v2 (LFQ) image tokenizer on world images, for a step count or a time budget, and evaluate it.
 
+    python -m mmada_bench.world.train_magvit --out runs/world-magvit --steps 4362 --threads 2   # repeatable (the build)
     nice -n 10 python -m mmada_bench.world.train_magvit --out runs/world-magvit --minutes 12
-    python -m mmada_bench.world.train_magvit --out runs/world-magvit --steps 4000 --threads 2   # repeatable
 
-The time budget bounds the build's wall time, but the step count and the learning-rate schedule then follow the
-machine's speed, so two machines train different tokenizers; ``--steps`` trains a fixed number of steps with the
-schedule on the step count (the same weights wherever torch and the thread count are the same).
+``--steps`` trains a fixed number of steps with the schedule on the step count (the same weights wherever torch and
+the thread count are the same); the build uses it. A time budget bounds the wall time instead, but the step count
+and the learning-rate schedule then follow the machine's speed, so two machines train different tokenizers.
 
 Model: :class:`mmada_ref.magvit.MAGVITv2` with a config in the layout of
 ``mmada_bench/assets/mmada-smoke/magvitv2/magvit_config.json`` (``--levels 3`` -> factor 4 -> 8 x 8 codes

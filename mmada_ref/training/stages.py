@@ -56,7 +56,7 @@ class ObjectiveSection:
     min_masking_rate: float = 0.0
     text_eps: float = 1e-3
     #: text-loss weight at EOS-padding / <|eot_id|> targets; 1.0 = the official objective. A tiny model trained
-    #: with full weight there learns content that depends on the prompt far more slowly (mmada_bench/world/README.md)
+    #: with full weight there learns content that depends on the prompt far more slowly (docs/world/rounds.md)
     structural_weight: float = 1.0
     #: text-loss weights of chosen targets, ``{text piece: weight}`` (e.g. ``{" yes": 4.0}``, mind the leading
     #: space); a piece of several tokens weights each token of its whole occurrences only. Empty = the official

@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from mmada_ref.training.stages import load_stage
 from mmada_ref.training.trainer import Trainer, latest_checkpoint
@@ -111,11 +111,15 @@ class Build:
         build_world_model(self.out / "init", self.out / "tokenizer", self.out / "magvit", d_model=s.d_model,
                           n_layers=s.layers, n_heads=s.heads, mlp_hidden_size=int(round(s.d_model * 2.6875)))
 
-    def stage(self, name: str) -> None:
+    def stage(self, name: str) -> dict:
+        """Train stage ``name`` from the previous stage's checkpoint; returns the steps it trained (a stage may stop
+        before its cap, ``train.stop_loss_below``)."""
         previous = self.out / "init" if name == STAGES[0] else self.stage_checkpoint(STAGES[STAGES.index(name) - 1])
         cfg = load_stage(self.out / "data" / "corpora" / f"{name}.yaml", {"model.path": str(previous)})
-        record = Trainer(cfg, self.out / name).train()
+        trainer = Trainer(cfg, self.out / name)
+        record = trainer.train()
         self.log(f"{name}: {json.dumps(record)}")
+        return {"steps": trainer.step}
 
     def stage_checkpoint(self, name: str) -> Path:
         ckpt = latest_checkpoint(self.out / name)
@@ -139,7 +143,8 @@ class Build:
         record_slice(self.out / "model", self.out / "eval" / "slice")
 
     # --- running ---------------------------------------------------------------------------------
-    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+    def steps(self) -> list[tuple[str, Callable[[], Optional[dict]]]]:
+        """(name, step) in build order; a step may return extra figures for ``timings.json``."""
         return [("tokenizer", self.tokenizer), ("magvit", self.magvit), ("data", self.data), ("init", self.init),
                 *[(name, (lambda n=name: self.stage(n))) for name in STAGES],
                 ("clip", self.clip), ("model", self.package)]
@@ -156,11 +161,9 @@ class Build:
                 continue
             self.log(f"{name}: running")
             start = time.perf_counter()
-            step()
+            extra = step() or {}
             seconds = round(time.perf_counter() - start, 1)
-            self.timings[name] = {"seconds": seconds}
-            if name in STAGES:  # a stage may stop before its cap (``train.stop_loss_below``)
-                self.timings[name]["steps"] = int(self.stage_checkpoint(name).name.split("-")[1])
+            self.timings[name] = {"seconds": seconds, **extra}
             _mark(target, {"seconds": seconds, "scale": self.scale_name})
             self.timings_path.write_text(json.dumps(self.timings, indent=1) + "\n")
             self.log(f"{name}: {seconds} s")

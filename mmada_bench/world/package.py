@@ -3,7 +3,7 @@
 The folder holds ``config.json`` + ``model.safetensors`` (bfloat16, to stay small), the tokenizer files,
 ``magvitv2/``, ``clip/`` (the tiny world CLIP, when built), ``harness_defaults.json`` (the label every output
 carries, the world presets, the thinking variant of POPE / MME and 0-shot text tasks) and ``README.md`` (the
-model card: data, stages, seeds, sizes, timings; the scores are appended by ``world evaluate``).
+model card: data, stages, seeds, sizes, timings; a shipped card adds the whole-split scores from docs/world).
 """
 from __future__ import annotations
 

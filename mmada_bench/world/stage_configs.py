@@ -40,9 +40,9 @@ CAPTION_REHEARSAL = {"path": "stage2/mmu_captions.jsonl", "kind": "mmu", "weight
                      "structural_weight": 1.0}
 
 
-#: text-to-image rows per ``stage2_rehearse`` step: 8 left build C drawing 40.8 % of single-object prompts right
-#: after a long ``stage2_answers``; 16 brought it to 64 % (coefficient 1.0 at 8 rows: 49 %; twentieth round)
-REHEARSAL_T2I_BATCH = 16
+#: text-to-image rows per ``stage2_rehearse`` step: with 8, build C drew 40.8 % of single-object prompts right after
+#: stage 3; with 16, 64 % after the rehearsal but 55 % after stage 3 (twentieth round, docs/world/rounds.md)
+REHEARSAL_T2I_BATCH = 32
 
 
 def _sampler(preset: str) -> dict:
@@ -58,7 +58,7 @@ ANSWERS_STOP_LOSS = 0.0085
 #: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
 #: but not in the default build, see ``pipeline.STAGES``)
 DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 1100, "stage2_turns": 150, "stage2_rehearse": 300,
-                 "stage2_mmu": 500, "stage3": 100}
+                 "stage2_mmu": 500, "stage3": 80}
 
 
 def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = None) -> dict:

@@ -40,8 +40,9 @@ CAPTION_REHEARSAL = {"path": "stage2/mmu_captions.jsonl", "kind": "mmu", "weight
                      "structural_weight": 1.0}
 
 
-#: text-to-image rows per ``stage2_rehearse`` step: with 8, build C drew 40.8 % of single-object prompts right after
-#: stage 3; with 16, 64 % after the rehearsal but 55 % after stage 3 (twentieth round, docs/world/rounds.md)
+#: text-to-image rows per ``stage2_rehearse`` step. Single-object prompts drawn right after stage 3: 40.8 % with 8
+#: (build C), 55.1 % with 16 (64 % before stage 3), 54.1 % with 32, whose captions are the best (Flickr30k 3.62x its
+#: shuffled control; twentieth round, docs/world/rounds.md)
 REHEARSAL_T2I_BATCH = 32
 
 
@@ -56,7 +57,8 @@ def _sampler(preset: str) -> dict:
 ANSWERS_STOP_LOSS = 0.0085
 
 #: optimiser steps per stage config (``pipeline.SCALES`` scales them down for tests; ``stage2_mmu`` is written
-#: but not in the default build, see ``pipeline.STAGES``)
+#: but not in the default build, see ``pipeline.STAGES``); stage 3's 80 (100 until the twentieth round) pays for
+#: the rehearsal's 32 text-to-image rows inside the 90-minute build
 DEFAULT_STEPS = {"stage1": 900, "stage2": 1100, "stage2_answers": 1100, "stage2_turns": 150, "stage2_rehearse": 300,
                  "stage2_mmu": 500, "stage3": 80}
 

@@ -35,8 +35,7 @@ STAGE_SUMMARIES = {
     "stage2_turns": "the same rows with every target, so that the answer ends its turn",
     "stage2_rehearse": "stage 2's text-to-image and caption rows rehearsed beside those answers while the learning "
                        "rate cools",
-    "stage3": "UniGRPO on the direct POPE / MME prompts with the correctness reward, stage 2's text-to-image rows "
-              "rehearsed in every step",
+    "stage3": "UniGRPO on the direct POPE / MME prompts with the correctness reward",
 }
 
 

@@ -46,12 +46,6 @@ CAPTION_REHEARSAL = {"path": "stage2/mmu_captions.jsonl", "kind": "mmu", "weight
 REHEARSAL_T2I_BATCH = 32
 
 
-#: loss weight of the text-to-image rows (``stage2_rehearse``'s) that stage 3 adds to every UniGRPO step
-#: (``grpo.rehearsal``): stage 3 rewards only the answers, and single-object drawing fell from 63 % to 54 % without
-#: them, 53 % at weight 0.5, 60 % at 4 (twenty-first round, docs/world/rounds.md)
-STAGE3_REHEARSAL_WEIGHT = 4.0
-
-
 def _sampler(preset: str) -> dict:
     settings = get_preset(preset).settings
     return {"gen_length": settings.gen_length, "steps": settings.steps, "block_length": settings.block_length}
@@ -110,9 +104,6 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                "optim": {"lr": 1.0e-3, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0,
                          "betas": WORLD_ADAM_BETAS},
                "train": train("stage2_answers", stop_loss_below=ANSWERS_STOP_LOSS, stop_window=50)}
-    drawing = {"max_seq_length": 72, "lm_max_length": 72, "num_vq_tokens": n_vq,
-               "batch_size": {"t2i": REHEARSAL_T2I_BATCH, "lm": 0, "mmu": 0}, "lm_format": "chat",
-               "sources": [{"path": "stage2/t2i.jsonl", "kind": "t2i", "weight": 1.0}]}
     turns = {**answers, "name": "world-stage2-turns", "model": {**model, "path": "runs/world/stage2_answers/last"},
              "objective": {**answers["objective"], "structural_weight": WORLD_STRUCTURAL_WEIGHT, "target_weights": {}},
              "train": train("stage2_turns")}
@@ -138,7 +129,8 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
         "stage2_rehearse": {**turns, "name": "world-stage2-rehearse",
                             "model": {**model, "path": "runs/world/stage2_turns/last"},
                             "data": {**turns["data"], "batch_size": {"t2i": REHEARSAL_T2I_BATCH, "lm": 0, "mmu": 48},
-                                     "sources": [*turns["data"]["sources"], *drawing["sources"],
+                                     "sources": [*turns["data"]["sources"],
+                                                 {"path": "stage2/t2i.jsonl", "kind": "t2i", "weight": 1.0},
                                                  CAPTION_REHEARSAL]},
                             "objective": {**turns["objective"], "coefficients": {"t2i": 0.5, "lm": 0.0, "mmu": 1.0}},
                             "optim": {**turns["optim"], "lr": 3.0e-4, "min_lr_scale": 0.05},
@@ -161,13 +153,11 @@ def stage_dicts(magvit: Optional[str | Path] = None, steps: Optional[dict] = Non
                    "model": {**model, "path": "runs/world/stage2_rehearse/last"},
                    "data": {"max_seq_length": 72, "num_vq_tokens": n_vq, "think_format": False,
                             "sources": [{"path": "stage3/mmu_prompts.jsonl", "kind": "mmu", "weight": 1.0}]},
-                   "objective": {"coefficients": {"t2i": 1.0, "lm": 0.0, "mmu": 0.0}},  # of the rehearsal rows
                    "optim": {"lr": 5.0e-5, "warmup_steps": 0, "min_lr_scale": 1.0, "weight_decay": 0.0},
                    "train": train("stage3", log_every=max(1, min(5, steps["stage3"]))),
                    "grpo": {"prompts_per_step": 16, "group_size": 8, "beta": 0.01,
                             "sampler": {**_sampler(direct_preset()), "temperature": 1.0},
-                            "rewards": [{"name": "correctness", "weight": 1.0}],
-                            "rehearsal": drawing, "rehearsal_weight": STAGE3_REHEARSAL_WEIGHT}},
+                            "rewards": [{"name": "correctness", "weight": 1.0}]}},
     }
 
 

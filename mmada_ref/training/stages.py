@@ -110,11 +110,6 @@ class GRPOSection:
         timesteps=15, guidance_scale=3.5, temperature=1.0))
     rewards: list[dict] = field(default_factory=lambda: [{"name": "correctness", "weight": 2.0},
                                                    {"name": "format", "weight": 0.5}])
-    #: rows of the unified masked-token objective (this stage's ``objective`` section) whose loss is added to
-    #: every step at ``rehearsal_weight``, like PPO-ptx: keeps what the rewards do not cover (e.g. drawing while
-    #: only answers are rewarded). ``None`` = UniGRPO alone, the official stage 3
-    rehearsal: Optional[DataSection] = None
-    rehearsal_weight: float = 1.0
 
 
 @dataclass
@@ -135,12 +130,23 @@ class StageConfig:
             raise ValueError("model.path is empty: set it to the checkpoint folder to start from (or pass --model)")
         if self.data.lm_format not in ("plain", "chat"):
             raise ValueError(f"data.lm_format must be plain or chat, not {self.data.lm_format!r}")
-        _validate_data(self.data, "data")
-        if self.grpo.rehearsal is not None:
-            if self.kind != "grpo" or self.grpo.rehearsal_weight <= 0:
-                raise ValueError(f"grpo.rehearsal applies to grpo stages with grpo.rehearsal_weight > 0, got kind "
-                                 f"{self.kind!r} and weight {self.grpo.rehearsal_weight}")
-            _validate_data(self.grpo.rehearsal, "grpo.rehearsal")
+        unknown = set(self.data.batch_size) - {"t2i", "lm", "mmu"}
+        if unknown:
+            raise ValueError(f"data.batch_size has unknown groups {sorted(unknown)} (use t2i, lm, mmu)")
+        kinds = {"t2i", "text", "mmu"}
+        for src in self.data.sources:
+            if src.kind not in kinds:
+                raise ValueError(f"data source {src.path}: kind must be one of {sorted(kinds)}, not {src.kind!r}")
+            if src.weight <= 0:
+                raise ValueError(f"data source {src.path}: weight must be > 0")
+            if src.full_mask_prob is not None and (src.kind != "mmu" or not 0.0 <= src.full_mask_prob <= 1.0):
+                raise ValueError(f"data source {src.path}: full_mask_prob applies to mmu sources and must be in "
+                                 f"[0, 1], got {src.full_mask_prob} for kind {src.kind!r}")
+            if src.structural_weight is not None and (src.kind != "mmu" or src.structural_weight < 0):
+                raise ValueError(f"data source {src.path}: structural_weight applies to mmu sources and must be "
+                                 f">= 0, got {src.structural_weight} for kind {src.kind!r}")
+        if not self.data.sources:
+            raise ValueError("data.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
         if self.train.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"train.mixed_precision must be no, fp16 or bf16, not {self.train.mixed_precision!r}")
         if self.train.stop_loss_below is not None and (self.train.stop_loss_below <= 0
@@ -159,34 +165,12 @@ class StageConfig:
         return dataclasses.asdict(self)
 
 
-def _validate_data(data: DataSection, where: str) -> None:
-    """Check a data section's batch groups and sources (``where``: its dotted name in messages)."""
-    unknown = set(data.batch_size) - {"t2i", "lm", "mmu"}
-    if unknown:
-        raise ValueError(f"{where}.batch_size has unknown groups {sorted(unknown)} (use t2i, lm, mmu)")
-    kinds = {"t2i", "text", "mmu"}
-    for src in data.sources:
-        if src.kind not in kinds:
-            raise ValueError(f"{where} source {src.path}: kind must be one of {sorted(kinds)}, not {src.kind!r}")
-        if src.weight <= 0:
-            raise ValueError(f"{where} source {src.path}: weight must be > 0")
-        if src.full_mask_prob is not None and (src.kind != "mmu" or not 0.0 <= src.full_mask_prob <= 1.0):
-            raise ValueError(f"{where} source {src.path}: full_mask_prob applies to mmu sources and must be in "
-                             f"[0, 1], got {src.full_mask_prob} for kind {src.kind!r}")
-        if src.structural_weight is not None and (src.kind != "mmu" or src.structural_weight < 0):
-            raise ValueError(f"{where} source {src.path}: structural_weight applies to mmu sources and must be "
-                             f">= 0, got {src.structural_weight} for kind {src.kind!r}")
-    if not data.sources:
-        raise ValueError(f"{where}.sources is empty: list jsonl/parquet files with a kind (text, mmu, t2i)")
-
-
 def stage_from_dict(data: dict, base_dir: Optional[Path] = None) -> StageConfig:
     """Build a :class:`StageConfig`; a relative data path missing from the working directory but present
     beside the config (``base_dir``) resolves there."""
     cfg = build_dataclass(StageConfig, data, numeric_strings=True)  # YAML reads 1e-4 as a string
     if base_dir is not None:
-        rehearsal = cfg.grpo.rehearsal.sources if cfg.grpo.rehearsal is not None else []
-        for src in [*cfg.data.sources, *rehearsal]:
+        for src in cfg.data.sources:
             beside_config = base_dir / src.path
             if src.path and not Path(src.path).is_absolute() and not Path(src.path).exists() and beside_config.exists():
                 src.path = str(beside_config.resolve())

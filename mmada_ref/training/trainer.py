@@ -113,21 +113,13 @@ class Trainer:
         cfg = self.cfg
         seed = cfg.train.seed + self.accelerator.process_index
         if cfg.kind == "grpo":
-            policy = build_grpo_step(cfg, model, self.tokenizer, self.tokens, seed, self.accelerator.device)
-            if cfg.grpo.rehearsal is None:
-                return policy
-            return RehearsedStep(policy, self._unified_step(cfg.grpo.rehearsal, model, seed),
-                                 cfg.grpo.rehearsal_weight)
-        return self._unified_step(cfg.data, model, seed)
+            return build_grpo_step(cfg, model, self.tokenizer, self.tokens, seed, self.accelerator.device)
 
-    def _unified_step(self, data, model, seed: int) -> UnifiedStep:
-        """The unified masked-token step over the rows of ``data`` (a :class:`DataSection`)."""
-        cfg = self.cfg
-        N = data.num_vq_tokens or model.config.num_vq_tokens
+        N = cfg.data.num_vq_tokens or model.config.num_vq_tokens
         vq = cfg.model.vq_model or str(Path(cfg.model.path) / "magvitv2")
         builder = UnifiedBatchBuilder(
-            Mixture(data.sources, seed=seed), self.tokens,
-            TextFormatter(self.tokenizer, data.think_format, data.chat_eot), data, cfg.objective,
+            Mixture(cfg.data.sources, seed=seed), self.tokens,
+            TextFormatter(self.tokenizer, cfg.data.think_format, cfg.data.chat_eot), cfg.data, cfg.objective,
             N, ImageCodes(vq, N, self.accelerator.device, self.tokens.codebook_size), seed=seed)
         return UnifiedStep(builder, self.tokens.mask)
 
@@ -274,23 +266,3 @@ class UnifiedStep:
 
     def load_state_dict(self, state: dict) -> None:
         self.builder.load_state_dict(state)
-
-
-class RehearsedStep:
-    """A UniGRPO step plus ``weight`` x the unified loss of rehearsal rows (``grpo.rehearsal``)."""
-    def __init__(self, policy, rehearsal: UnifiedStep, weight: float):
-        self.policy, self.rehearsal, self.weight = policy, rehearsal, weight
-
-    def __call__(self, model, accelerator):
-        policy_loss, metrics = self.policy(model, accelerator)
-        rehearsal_loss, rehearsal_metrics = self.rehearsal(model, accelerator)
-        loss = policy_loss + self.weight * rehearsal_loss
-        return loss, {**metrics, "loss": loss.detach().item(), "loss_policy": metrics["loss"],
-                      **{f"rehearsal_{k}": v for k, v in rehearsal_metrics.items()}}
-
-    def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "rehearsal": self.rehearsal.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.rehearsal.load_state_dict(state["rehearsal"])

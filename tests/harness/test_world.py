@@ -387,8 +387,7 @@ def test_corpora_rows_have_the_trainer_formats(tmp_path):
                     assert row["answer"]
     for config in manifest["configs"]:
         cfg = load_stage(tmp_path / config)
-        rehearsal = cfg.grpo.rehearsal.sources if cfg.grpo.rehearsal is not None else []
-        assert all(Path(src.path).is_file() for src in [*cfg.data.sources, *rehearsal])
+        assert all(Path(src.path).is_file() for src in cfg.data.sources)
 
 
 def test_grounding_rows_name_what_the_oracle_sees_in_each_cell(tmp_path):

@@ -1,6 +1,4 @@
 """UniGRPO: advantages, structured noising, the direction of the policy update, and a reward that rises."""
-import json
-
 import pytest
 import torch
 
@@ -16,7 +14,7 @@ from mmada_ref.training.grpo import (
 from mmada_ref.training.plot import read_metrics
 from mmada_ref.training.rewards import RewardSet, Rollout
 from mmada_ref.training.stages import stage_from_dict
-from mmada_ref.training.trainer import TRAINER_STATE, Trainer, latest_checkpoint
+from mmada_ref.training.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -153,43 +151,3 @@ def test_several_iterations_per_rollout_reuse_it(tmp_path):
     assert records[0]["reward"] == records[1]["reward"] and records[2]["reward"] == records[3]["reward"]
     assert records[0]["clip_frac"] == 0.0  # first pass: ratio 1
     assert trainer.step_fn.sample_seed == trainer.cfg.train.seed + 2  # two rollouts for four steps
-
-
-def rehearsed_stage(data, steps):
-    stage = demo_stages(data, DEFAULT_MODEL, steps=steps)["stage3"]
-    stage["grpo"].update(rehearsal={"max_seq_length": 16, "batch_size": {"t2i": 4, "lm": 0, "mmu": 0},
-                                    "sources": [{"path": str(data / "t2i.jsonl"), "kind": "t2i"}]},
-                         rehearsal_weight=0.5)
-    stage["train"].update(log_every=1, save_every=2)
-    return stage
-
-
-def test_rehearsal_rows_add_their_loss_to_each_policy_step(tmp_path):
-    data = write_synthetic_data(tmp_path / "data")
-    stage = rehearsed_stage(data, steps=6)
-    Trainer(stage_from_dict(stage), tmp_path / "run", resume=False).train()
-    records = read_metrics(tmp_path / "run")
-    assert len(records) == 6
-    for r in records:
-        assert r["loss"] == pytest.approx(r["loss_policy"] + 0.5 * r["rehearsal_loss"], rel=1e-5)
-        assert r["rehearsal_loss_t2i"] > 0 and "reward" in r
-    losses = [r["rehearsal_loss_t2i"] for r in records]
-    assert sum(losses[-2:]) < sum(losses[:2]), losses  # the rehearsal rows are learned, not only logged
-
-    saved = json.loads((latest_checkpoint(tmp_path / "run") / TRAINER_STATE).read_text())["step_fn"]
-    fresh = Trainer(stage_from_dict(stage), tmp_path / "fresh", resume=False).step_fn.state_dict()
-    resumed = Trainer(stage_from_dict(stage), tmp_path / "run").step_fn.state_dict()
-    assert saved["rehearsal"] != fresh["rehearsal"]  # six steps moved the rehearsal sampler
-    assert json.loads(json.dumps(resumed)) == saved
-
-
-def test_rehearsal_is_checked_like_the_stage_data(tmp_path):
-    data = write_synthetic_data(tmp_path / "data")
-    stage = rehearsed_stage(data, steps=1)
-    stage["grpo"]["rehearsal"]["sources"][0]["kind"] = "image"
-    with pytest.raises(ValueError, match="grpo.rehearsal source .*kind must be one of"):
-        stage_from_dict(stage).validate()
-    stage = rehearsed_stage(data, steps=1)
-    stage["grpo"]["rehearsal_weight"] = 0.0
-    with pytest.raises(ValueError, match="rehearsal_weight > 0"):
-        stage_from_dict(stage).validate()

@@ -40,9 +40,9 @@ CAPTION_REHEARSAL = {"path": "stage2/mmu_captions.jsonl", "kind": "mmu", "weight
                      "structural_weight": 1.0}
 
 
-#: text-to-image rows per ``stage2_rehearse`` step. Single-object prompts drawn right after stage 3: 40.8 % with 8
-#: (build C), 55.1 % with 16 (64 % before stage 3), 54.1 % with 32, whose captions are the best (Flickr30k 3.62x its
-#: shuffled control; twentieth round, docs/world/rounds.md)
+#: text-to-image rows per ``stage2_rehearse`` step. After stage 3, 8 rows (build C) drew 40.8 % of single-object
+#: prompts in one draw; 32 rows (build B3) draw 60.9 % over three sampling seeds (one draw moves by up to 9 points)
+#: and caption best (Flickr30k 3.62x its shuffled control; twentieth and twenty-first rounds, docs/world/rounds.md)
 REHEARSAL_T2I_BATCH = 32
 
 

@@ -58,8 +58,9 @@ def load_fastdllm(root: Path):
     return fd_generate, LLaDAConfig, ModelConfig, LLaDAModelLM
 
 
-def build_pair(fd, folder: Path, head_scale: float = 1.0, seed: int = 0):
-    """Save a random checkpoint (LM head scaled by ``head_scale``), load it into both implementations."""
+def build_pair(fd, folder: Path, head_scale: float = 1.0, seed: int = 0, native: bool = False):
+    """Save a random checkpoint (LM head scaled by ``head_scale``), load it into both implementations; with
+    ``native`` also into ours with the native cached-window step (``cpu_gemm=native``), else that slot is None."""
     from safetensors.torch import load_file
 
     _, LLaDAConfig, ModelConfig, LLaDAModelLM = fd
@@ -70,6 +71,13 @@ def build_pair(fd, folder: Path, head_scale: float = 1.0, seed: int = 0):
     ours = MMaDAModelLM.from_pretrained(folder).eval()
     ours_default = MMaDAModelLM.from_pretrained(folder).eval()  # torch's default GEMM (MKL on x86)
     ours.pack_cpu_weights()  # the harness default on a float32 CPU
+    ours_native = None
+    if native:
+        ours_native = MMaDAModelLM.from_pretrained(folder).eval()
+        ours_native.pack_cpu_weights()
+        if not ours_native.prepare_native_step():
+            from mmada_ref.cpu_native import unavailable_reason
+            raise SystemExit(f"--native: {unavailable_reason()}")
     fields = {k: getattr(ours.config, k) for k in vars(ModelConfig()) if hasattr(ours.config, k)}
     fields.update(init_device="cpu", precision="fp32", flash_attention=False)
     theirs = LLaDAModelLM(LLaDAConfig(**fields), init_params=False).eval()
@@ -88,7 +96,7 @@ def build_pair(fd, folder: Path, head_scale: float = 1.0, seed: int = 0):
     err = (a - b).abs().max().item()
     assert err < 1e-3 * max(1.0, a.abs().max().item()), f"logits differ by {err}"
     assert packed_err < 1e-3 * max(1.0, a.abs().max().item()), f"oneDNN logits differ by {packed_err}"
-    return ours, theirs, err, ours_default
+    return ours, theirs, err, ours_default, ours_native
 
 
 def run_ours(model, prompt, mode, threshold, gen, block, compile_step=False):
@@ -188,6 +196,8 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true", help="also time our dual-cache rows with compile_step=True")
     p.add_argument("--default-gemm", action="store_true",
                    help="also time ours on torch's default GEMM (unpacked weights; MKL on x86)")
+    p.add_argument("--native", action="store_true",
+                   help="also time ours with the native AVX-512 cached-window step (model option cpu_gemm=native)")
     p.add_argument("--quick", action="store_true", help="small smoke setting (prompt 64, gen 64, batch 1 and 2, 1 rep)")
     p.add_argument("--json", type=Path, help="write the rows here")
     args = p.parse_args(argv)
@@ -195,13 +205,13 @@ def main(argv=None) -> None:
         args.prompt_length, args.gen_length, args.batch_sizes, args.reps = 64, 64, [1, 2], 1
     torch.set_num_threads(args.threads)
     fd = load_fastdllm(args.fastdllm_dir)
-    rates = matmul_rates(torch.device("cpu"))  # 2048 x 2048 float32, per GEMM
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = build_pair(fd, Path(tmp) / "plain", native=args.native)
+        sharp = build_pair(fd, Path(tmp) / "sharp", head_scale=args.head_scale, native=args.native)
+    rates = matmul_rates(torch.device("cpu"))  # 2048 x 2048 float32, per GEMM (native too where loaded)
     peak = max(rates.values())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, matmul GFLOP/s "
           + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in rates.items()), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = build_pair(fd, Path(tmp) / "plain")
-        sharp = build_pair(fd, Path(tmp) / "sharp", head_scale=args.head_scale)
     print(f"weights loaded into both (strict keys); max |logit diff| {plain[2]:.2e} / sharp {sharp[2]:.2e}", flush=True)
     g, blk = args.gen_length, args.block_length
     if args.quick:  # our batched driver reproduces Fast-dLLM's own functions at batch 1
@@ -216,9 +226,11 @@ def main(argv=None) -> None:
         prompt = torch.randint(0, 14000, (batch, args.prompt_length), generator=torch.Generator().manual_seed(0))
         for name in args.modes:
             mode, thr = name.removesuffix("-t"), (args.threshold if name.endswith("-t") else None)
-            ours, theirs, _, ours_default = sharp if thr is not None else plain
+            ours, theirs, _, ours_default, ours_native = sharp if thr is not None else plain
             impls = {"ours": lambda: run_ours(ours, prompt, mode, thr, g, blk),
                      "theirs": lambda: run_theirs(fd, theirs, prompt, mode, thr, g, blk)}
+            if ours_native is not None:
+                impls["ours_native"] = lambda: run_ours(ours_native, prompt, mode, thr, g, blk)
             if args.default_gemm:
                 impls["ours_default_gemm"] = lambda: run_ours(ours_default, prompt, mode, thr, g, blk)
             if args.compile and mode == "dual":
@@ -254,7 +266,7 @@ def _row(batch, name, thr, times, outs, args) -> dict:
            "tokens_equal": bool(torch.equal(ours_seq, theirs_seq)),
            "token_match_fraction": float((ours_seq == theirs_seq)[:, args.prompt_length:].float().mean()),
            "s_per_sample": med, "times_s": times, "ratio_ours_theirs": med["ours"] / med["theirs"]}
-    for other in ("ours_compiled", "ours_default_gemm"):
+    for other in ("ours_compiled", "ours_default_gemm", "ours_native"):
         if other in med:
             row[f"ratio_{other}_theirs"] = med[other] / med["theirs"]
             row[f"{other}_tokens_equal"] = bool(torch.equal(outs[other][0], ours_seq))
@@ -262,11 +274,13 @@ def _row(batch, name, thr, times, outs, args) -> dict:
 
 
 def _step_row(pair, batch, args, peak) -> dict:
-    """The dual step alone, ours (oneDNN), ours on the default GEMM and theirs, alternating; the floor is the step's
-    FLOP count at the best measured matmul rate."""
-    ours, theirs, _, ours_default = pair
+    """The dual step alone, ours (oneDNN), ours on the default GEMM, ours native (with ``--native``) and theirs,
+    alternating; the floor is the step's FLOP count at the best measured matmul rate."""
+    ours, theirs, _, ours_default, ours_native = pair
     plen, g, blk = args.prompt_length, args.gen_length, args.block_length
     models = {"ours": ("ours", ours), "ours_default_gemm": ("ours", ours_default), "theirs": ("theirs", theirs)}
+    if ours_native is not None:
+        models["ours_native"] = ("ours", ours_native)
     times = {k: [] for k in models}
     for _ in range(3):  # alternate
         for k, (impl, model) in models.items():
@@ -274,39 +288,54 @@ def _step_row(pair, batch, args, peak) -> dict:
     flops = ours.matmul_flops(batch, blk, plen + g, blk)
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     floor_ms = 1e3 * flops / peak
-    return {"kind": "dual_step", "batch": batch, "step_ms_ours": ms["ours"], "step_ms_theirs": ms["theirs"],
-            "step_ms_ours_default_gemm": ms["ours_default_gemm"], "gflop": flops / 1e9, "floor_ms": floor_ms,
-            "ratio_to_floor": ms["ours"] / floor_ms, "matmul_gflops": peak / 1e9}
+    row = {"kind": "dual_step", "batch": batch, "step_ms_ours": ms["ours"], "step_ms_theirs": ms["theirs"],
+           "step_ms_ours_default_gemm": ms["ours_default_gemm"], "gflop": flops / 1e9, "floor_ms": floor_ms,
+           "ratio_to_floor": ms["ours"] / floor_ms, "matmul_gflops": peak / 1e9, "times_s": times}
+    if "ours_native" in ms:
+        row.update(step_ms_ours_native=ms["ours_native"], ratio_native_to_floor=ms["ours_native"] / floor_ms)
+    return row
 
 
 def _line(r: dict) -> str:
     if r["kind"] == "dual_step":
+        native = (f", native {r['step_ms_ours_native']:.1f} ms (native/floor {r['ratio_native_to_floor']:.2f})"
+                  if "step_ms_ours_native" in r else "")
         return (f"batch {r['batch']} dual step: ours {r['step_ms_ours']:.1f} ms (default GEMM "
                 f"{r['step_ms_ours_default_gemm']:.1f}), theirs {r['step_ms_theirs']:.1f} ms, "
-                f"{r['gflop']:.2f} GFLOP, floor {r['floor_ms']:.1f} ms, ours/floor {r['ratio_to_floor']:.2f}")
+                f"{r['gflop']:.2f} GFLOP, floor {r['floor_ms']:.1f} ms, ours/floor {r['ratio_to_floor']:.2f}{native}")
     s = r["s_per_sample"]
-    extra = "".join(f" {k.removeprefix('ours_')} {s[k]:.2f}" for k in ("ours_compiled", "ours_default_gemm") if k in s)
+    extra = "".join(f" {k.removeprefix('ours_')} {s[k]:.2f}" for k in ("ours_compiled", "ours_default_gemm", "ours_native")
+                    if k in s)
     return (f"batch {r['batch']} {r['mode']:8s} NFE {r['nfe_ours']}/{r['nfe_theirs']} s/sample ours {s['ours']:.2f} "
             f"theirs {s['theirs']:.2f}{extra} ratio {r['ratio_ours_theirs']:.2f} tokens equal {r['tokens_equal']}")
 
 
 def table(rows: list[dict]) -> str:
     """Markdown tables: generation rows, then dual-step rows."""
-    out = ["| batch | mode | unmasking | NFE ours / theirs | tokens/step | s/sample ours | s/sample theirs | ours/theirs | tokens equal |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| batch | mode | unmasking | NFE ours / theirs | tokens/step | s/sample ours | s/sample theirs | ours/theirs | "
+           "tokens equal | s/sample native | native/theirs | native tokens equal |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in (r for r in rows if r["kind"] == "generation"):
         s, unmask = r["s_per_sample"], "1/step" if r["threshold"] is None else f"threshold {r['threshold']}"
         tps = r["gen"] / r["nfe_ours"]
         equal = "yes" if r["tokens_equal"] else f"no ({r['token_match_fraction']:.1%} equal)"
         out.append(f"| {r['batch']} | {r['mode'].removesuffix('-t')} | {unmask} | {r['nfe_ours']} / {r['nfe_theirs']} | "
                    f"{tps:.2f} | {s['ours']:.2f} | {s['theirs']:.2f} | **{r['ratio_ours_theirs']:.2f}** | "
-                   f"{equal} |")
-    out += ["", "| batch | dual step ours ms | ours, default GEMM ms | theirs ms | GFLOP | FLOP floor ms | ours / floor |",
-            "|---|---|---|---|---|---|---|"]
+                   f"{equal} | {_native_cells(r)}")
+    out += ["", "| batch | dual step ours ms | ours, default GEMM ms | theirs ms | GFLOP | FLOP floor ms | ours / floor | "
+            "native ms | native / floor |", "|---|---|---|---|---|---|---|---|---|"]
     for r in (r for r in rows if r["kind"] == "dual_step"):
+        native = (f"{r['step_ms_ours_native']:.1f} | **{r['ratio_native_to_floor']:.2f}** |" if "step_ms_ours_native" in r
+                  else "- | - |")
         out.append(f"| {r['batch']} | {r['step_ms_ours']:.1f} | {r['step_ms_ours_default_gemm']:.1f} | "
-                   f"{r['step_ms_theirs']:.1f} | {r['gflop']:.2f} | {r['floor_ms']:.1f} | {r['ratio_to_floor']:.2f} |")
+                   f"{r['step_ms_theirs']:.1f} | {r['gflop']:.2f} | {r['floor_ms']:.1f} | {r['ratio_to_floor']:.2f} | {native}")
     return "\n".join(out)
+
+
+def _native_cells(r: dict) -> str:
+    if "ours_native" not in r["s_per_sample"]:
+        return "- | - | - |"
+    equal = "yes" if r["ours_native_tokens_equal"] else "no"
+    return f"{r['s_per_sample']['ours_native']:.2f} | **{r['ratio_ours_native_theirs']:.2f}** | {equal} |"
 
 
 if __name__ == "__main__":

@@ -138,7 +138,10 @@ def _onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.T
 
 
 def gemm_in_use(module: nn.Module) -> str:
-    """"onednn" where any linear layer under ``module`` carries a packed weight, else "default"."""
+    """"native" where ``module`` serves cached windows through :mod:`mmada_ref.cpu_native`, "onednn" where any
+    linear layer under it carries a packed weight, else "default"."""
+    if getattr(module, "uses_native_step", False):
+        return "native"
     return "onednn" if any(isinstance(m, PackedLinear) and m.is_packed for m in module.modules()) else "default"
 
 

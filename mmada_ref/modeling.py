@@ -322,6 +322,10 @@ class MMaDAModelLM(nn.Module):
         key_mask = prepare_attention_mask(attention_mask, B)
         select = logits_slice if logits_positions is None else logits_positions
         reading = kv_cache is not None and cache_start is not None and not cache_write
+        native = self.__dict__.get("_native_step")
+        if (native is not None and reading and position_ids is None and not output_hidden_states and not compiled_step
+                and native.applies(input_ids, kv_cache, cache_start)):
+            return MMaDAOutput(logits=native(input_ids, sin, cos, key_mask, kv_cache, cache_start, select))
         if compiled_step and reading and not output_hidden_states:
             index = torch.arange(start, start + n, device=input_ids.device)
             logits, _ = self._compiled()(input_ids, sin, cos, key_mask, kv_cache, False, index, select, False)
@@ -346,11 +350,7 @@ class MMaDAModelLM(nn.Module):
         x = tr.ln_f(x)
         if hidden is not None:
             hidden.append(x)
-        if isinstance(select, slice):
-            x = x[:, select]
-        elif isinstance(select, torch.Tensor):
-            x = x[select] if select.dtype == torch.bool else x.index_select(1, select)
-        return tr.ff_out(x), (tuple(hidden) if hidden is not None else None)
+        return tr.ff_out(select_positions(x, select)), (tuple(hidden) if hidden is not None else None)
 
     def _compiled(self):
         """``torch.compile`` of :meth:`_run` (built once per model; shapes are specialised, not dynamic)."""
@@ -387,8 +387,26 @@ class MMaDAModelLM(nn.Module):
         return packed + pack_linears(self, skip_grouped=True)
 
     def unpack_cpu_weights(self) -> None:
-        """Drop the packed copies of :meth:`pack_cpu_weights` (forwards use MKL / the default GEMM again)."""
+        """Drop the packed copies of :meth:`pack_cpu_weights` and :meth:`prepare_native_step` (forwards use MKL /
+        the default GEMM again)."""
         unpack_linears(self)
+        self.__dict__.pop("_native_step", None)
+
+    def prepare_native_step(self) -> bool:
+        """Serve cached-window forwards (the Fast-dLLM prefix / dual-cache step) through the native AVX-512 kernels
+        of :mod:`mmada_ref.cpu_native` (one C++ call per block; a packed copy of the weights). False, with
+        nothing changed, where they cannot run here (:func:`mmada_ref.cpu_native.unavailable_reason` says why)."""
+        from .cpu_native.step import native_step_or_none
+        step = native_step_or_none(self)
+        if step is None:
+            return False
+        self.__dict__["_native_step"] = step
+        return True
+
+    @property
+    def uses_native_step(self) -> bool:
+        """True where :meth:`prepare_native_step` is in effect."""
+        return "_native_step" in self.__dict__
 
     # --- checkpoint I/O -------------------------------------------------------------------------
     @classmethod
@@ -411,6 +429,16 @@ class MMaDAModelLM(nn.Module):
         lin = 2 * c.n_layers * per_layer * q_len + 2 * d * c.padded_vocab_size * logits_len
         attn = 4 * c.n_layers * d * q_len * kv_len
         return float(batch * (lin + attn))
+
+
+def select_positions(x: torch.Tensor, select) -> torch.Tensor:
+    """The rows of ``x`` ``[B, n, d]`` that go through the LM head: a slice or 1-D index tensor of positions
+    (``[B, k, d]``), a boolean ``[B, n]`` mask (``[N_true, d]``), or all of them (``None``)."""
+    if isinstance(select, slice):
+        return x[:, select]
+    if isinstance(select, torch.Tensor):
+        return x[select] if select.dtype == torch.bool else x.index_select(1, select)
+    return x
 
 
 def prepare_attention_mask(attention_mask: Optional[torch.Tensor], batch: int) -> Optional[torch.Tensor]:

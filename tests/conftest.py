@@ -210,13 +210,17 @@ def run_forked():
     return run
 
 
-@pytest.fixture(scope="module", params=("default", "onednn"))
+@pytest.fixture(scope="module", params=("default", "onednn", "native"))
 def on_gemm(request):
-    """``on_gemm(model)``: the model on one of the two CPU GEMM paths every parity test runs: "default" leaves it as
-    built, "onednn" packs its weights (``MMaDAModelLM.pack_cpu_weights``; skipped without oneDNN)."""
+    """``on_gemm(model)``: the model on one of the three CPU paths every parity test runs: "default" leaves it as
+    built, "onednn" packs its weights (``MMaDAModelLM.pack_cpu_weights``; skipped without oneDNN), "native" also
+    serves cached windows through the AVX-512 kernels (``prepare_native_step``; skipped where they cannot run)."""
     def apply(model):
-        if request.param == "onednn" and not model.pack_cpu_weights():
+        if request.param in ("onednn", "native") and not model.pack_cpu_weights():
             pytest.skip("this torch build has no usable oneDNN linear operators")
+        if request.param == "native" and not model.prepare_native_step():
+            from mmada_ref.cpu_native import unavailable_reason
+            pytest.skip(unavailable_reason() or "the model does not fit the native kernels")
         return model
 
     return apply

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +23,7 @@ from mmada_bench.registry import register_model
 from mmada_ref import MMaDAModelLM, SpecialTokens
 from mmada_ref.checkpoint import fingerprint as checkpoint_fingerprint
 from mmada_ref.cpu_gemm import gemm_in_use
+from mmada_ref.cpu_native import unavailable_reason
 from mmada_ref.image_processing import load_image, preprocess_images
 from mmada_ref.magvit import MAGVITv2
 from mmada_ref.prompting import Prompting, left_pad
@@ -42,7 +44,8 @@ class MMaDAEvalModel:
                  cpu_gemm: str = "onednn"):
         if cpu_gemm not in CPU_GEMMS:
             raise ModelLoadError(f"cpu_gemm={cpu_gemm!r} is not a CPU GEMM: use cpu_gemm=onednn (prepacked float32 CPU "
-                                 "weights, the default) or cpu_gemm=default (torch's GEMM)")
+                                 "weights, the default), cpu_gemm=native (onednn plus the native AVX-512 cached-window "
+                                 "step) or cpu_gemm=default (torch's GEMM)")
         self.family = family
         self.folder = Path(folder)
         self.device = torch.device(device)
@@ -193,15 +196,18 @@ class MMaDAEvalModel:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
-#: ``cpu_gemm`` model option: oneDNN prepacked weights (float32 CPU) or torch's default GEMM everywhere
-CPU_GEMMS = ("onednn", "default")
+#: ``cpu_gemm`` model option: oneDNN prepacked weights (float32 CPU); those plus the native AVX-512 kernels for the
+#: samplers' cached-window steps (:mod:`mmada_ref.cpu_native`, built on first use); or torch's default GEMM everywhere
+CPU_GEMMS = ("onednn", "native", "default")
 
 
 def _choose_gemm(model: MMaDAModelLM, cpu_gemm: str) -> str:
-    """Pack the weights for oneDNN where asked and possible; returns the GEMM the forwards use ("onednn" /
-    "default"), which the run id and manifest record (the two differ in the last bits of the logits)."""
-    if cpu_gemm == "onednn":
+    """Pack the weights where asked and possible; returns the GEMM the forwards use ("native" / "onednn" /
+    "default"), which the run id and manifest record (they differ in the last bits of the logits)."""
+    if cpu_gemm in ("onednn", "native"):
         model.pack_cpu_weights()
+    if cpu_gemm == "native" and not model.prepare_native_step():
+        warnings.warn(f"cpu_gemm=native: {unavailable_reason() or 'the model is not float32 on a CPU'}; using onednn")
     return gemm_in_use(model)
 
 

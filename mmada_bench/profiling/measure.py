@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import torch
 
 from mmada_ref.cpu_gemm import PackedLinear, gemm_in_use
+from mmada_ref.cpu_native import loaded_kernels
 from mmada_ref.sampling.image import generate_images
 from mmada_ref.sampling.presets import TextSamplerSettings
 from mmada_ref.sampling.text import generate_text
@@ -51,7 +52,8 @@ def measure_matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32
 def matmul_rates(device: torch.device, dtype: torch.dtype = torch.float32, n: Optional[int] = None,
                  repeats: int = 5) -> dict:
     """Best FLOP/s of an ``n x n`` matmul per GEMM: "default" (``a @ b``) and, for float32 on a CPU with oneDNN,
-    "onednn" (the prepacked linear of :mod:`mmada_ref.cpu_gemm`, the harness's CPU default)."""
+    "onednn" (the prepacked linear of :mod:`mmada_ref.cpu_gemm`, the harness's CPU default), and "native" (the
+    kernels of :mod:`mmada_ref.cpu_native`) where this process has loaded them."""
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -59,6 +61,10 @@ def matmul_rates(device: torch.device, dtype: torch.dtype = torch.float32, n: Op
     layer = PackedLinear(n, n, bias=False).to(device=device, dtype=dtype)
     if layer.pack():
         kernels["onednn"] = lambda: layer(a)
+    native = loaded_kernels() if device.type == "cpu" and dtype == torch.float32 else None
+    if native is not None:
+        panels = native.pack_weight(b)
+        kernels["native"] = lambda: native.linear(a, panels, n)
     rates = {}
     with torch.no_grad():
         for name, fn in kernels.items():

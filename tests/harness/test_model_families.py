@@ -137,3 +137,28 @@ def test_cpu_gemm_option_is_the_default_on_a_float32_cpu_and_recorded(tmp_path):
         assert manifest["model"]["gemm"] == gemm
         ids[gemm] = manifest["run_id"]
     assert ids["onednn"] != ids["default"]  # outputs may differ in the last bits: never one run id
+
+
+def test_cpu_gemm_native_serves_cached_steps_natively_or_warns_and_stays_on_onednn(tmp_path, monkeypatch):
+    from mmada_bench.models.smoke import SMOKE_MODEL_DIR
+    from mmada_ref import cpu_native
+    from mmada_ref.cpu_gemm import onednn_linear_available
+
+    if not onednn_linear_available():
+        pytest.skip("this torch build has no usable oneDNN linear operators")
+    if cpu_native.load_kernels() is not None:
+        native = resolve_model(f"{SMOKE_MODEL_DIR}:cpu_gemm=native")
+        assert native.gemm == "native" and native.model.uses_native_step
+        out = tmp_path / "native"
+        run(RunSettings(tasks=["gsm8k"], model=f"{SMOKE_MODEL_DIR}:cpu_gemm=native", data_dir="smoke", limit=1,
+                        preset="ci", output_dir=str(out), progress=False))
+        (manifest_path,) = out.glob("runs/*/manifest.json")
+        assert json.loads(manifest_path.read_text())["model"]["gemm"] == "native"
+    cpu_native._load.cache_clear()
+    monkeypatch.setattr("torch.backends.cpu.get_cpu_capability", lambda: "AVX2")
+    try:
+        with pytest.warns(UserWarning, match="cpu_gemm=native: native CPU kernels need AVX-512.*using onednn"):
+            fallback = resolve_model(f"{SMOKE_MODEL_DIR}:cpu_gemm=native")
+        assert fallback.gemm == "onednn" and not fallback.model.uses_native_step
+    finally:
+        cpu_native._load.cache_clear()

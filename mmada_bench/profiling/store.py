@@ -64,7 +64,7 @@ PROFILE_SCHEMA = pa.schema([
     ("device", pa.string()),  # device name (GPU model / CPU model + threads)
     ("device_type", pa.string()),
     ("dtype", pa.string()),
-    ("gemm", pa.string()),  # onednn (prepacked float32 CPU weights) | default (torch's GEMM)
+    ("gemm", pa.string()),  # onednn (prepacked float32 CPU weights) | native (+ AVX-512 cached step) | default
     ("timing_method", pa.string()),  # cuda_events | perf_counter
     ("seed", pa.int64()),
     ("torch_version", pa.string()),

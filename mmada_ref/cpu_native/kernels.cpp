@@ -24,6 +24,7 @@ namespace {
 
 constexpr int NR = 32;  // output columns per panel (two zmm registers)
 constexpr int MR = 12;  // rows per micro tile (24 accumulators)
+constexpr int KEY_ROWS = 6;  // keys per tile of S^T = K Q^T (read in place, one pointer per key: fewer spill)
 
 // C[R x cols] = sum_k A(r, k) * B[k, 0:32]; A(r, k) = a[r * lda + k] (ROWS) or a[k * lda + r] (!ROWS).
 // When pf is set, one cache line at pf is prefetched per k (pf advances by pf_step bytes).
@@ -66,10 +67,18 @@ using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, in
 const TileFn row_tiles[MR + 1] = MMADA_TILES(true);
 const TileFn col_tiles[MR + 1] = MMADA_TILES(false);
 
-// out[M, N] = x[M, K] @ W^T (+ add[M, N]); W packed by pack_weight. Threads split the panels.
+// out[M, N] = x[M, K] @ W^T (+ add[M, N]); W packed by pack_weight. x is first laid out tile by tile as [K][rows]
+// (one pointer for the micro kernel's broadcasts); threads split the panels.
 void gemm(const float* x, int64_t M, int64_t K, const float* packed, int64_t N, float* out, const float* add) {
   const int64_t panels = (N + NR - 1) / NR, tiles = (M + MR - 1) / MR;
   const int64_t panel_floats = K * NR, panel_lines = panel_floats * 4 / 64;
+  std::vector<float> xt(M * K);
+  for (int64_t r0 = 0; r0 < M; r0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, M - r0);
+    float* dst = xt.data() + r0 * K;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < K; ++k) dst[k * rows + r] = x[(r0 + r) * K + k];
+  }
   at::parallel_for(0, panels, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const float* b = packed + p * panel_floats;
@@ -81,7 +90,7 @@ void gemm(const float* x, int64_t M, int64_t K, const float* packed, int64_t N, 
         const int64_t per_k = (panel_lines - fetched + (tiles - t) * K - 1) / ((tiles - t) * K);
         const char* pf = (next && fetched < panel_lines) ? next + fetched * 64 : nullptr;
         float* c = out + r0 * N + p * NR;
-        row_tiles[rows](x + r0 * K, K, b, NR, c, N, K, cols, pf, per_k * 64);
+        col_tiles[rows](xt.data() + r0 * K, rows, b, NR, c, N, K, cols, pf, per_k * 64);
         if (pf) fetched += K * per_k;
         if (add) {
           const float* a = add + r0 * N + p * NR;
@@ -125,6 +134,25 @@ void rmsnorm(const float* x, int64_t M, int64_t d, const float* w, double eps, f
     for (; j < d; ++j) ss += xi[j] * xi[j];
     const float scale = 1.0f / std::sqrt(ss / (float)d + (float)eps);
     for (j = 0; j < d; ++j) oi[j] = w[j] * (xi[j] * scale);
+  }
+}
+
+// out = u * cos + rotate_half(u) * sin (rotate_half(u) = [-u2, u1]), each product rounded before the sum as in torch
+void rope(const float* u, const float* cos, const float* sin, int64_t half, float* out) {
+  int64_t j = 0;
+  for (; j + 16 <= half; j += 16) {
+    const __m512 u1 = _mm512_loadu_ps(u + j), u2 = _mm512_loadu_ps(u + j + half);
+    const __m512 neg_u2 = _mm512_xor_ps(u2, _mm512_set1_ps(-0.0f));
+    _mm512_storeu_ps(out + j, _mm512_add_ps(_mm512_mul_ps(u1, _mm512_loadu_ps(cos + j)),
+                                            _mm512_mul_ps(neg_u2, _mm512_loadu_ps(sin + j))));
+    _mm512_storeu_ps(out + j + half, _mm512_add_ps(_mm512_mul_ps(u2, _mm512_loadu_ps(cos + j + half)),
+                                                   _mm512_mul_ps(u1, _mm512_loadu_ps(sin + j + half))));
+  }
+  for (; j < half; ++j) {
+    const float a1 = u[j] * cos[j], b1 = -u[j + half] * sin[j];
+    const float a2 = u[j + half] * cos[j + half], b2 = u[j] * sin[j + half];
+    out[j] = a1 + b1;
+    out[j + half] = a2 + b2;
   }
 }
 
@@ -201,8 +229,8 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
       for (int64_t d = 0; d < D; ++d)
         for (int64_t i = 0; i < Qp; ++i) qT[d * Qp + i] = i < Lq ? qh[i * qs2 + d] : 0.f;
       for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // S^T [T, Qp] = K Q^T
-        for (int64_t j0 = 0; j0 < T; j0 += MR)
-          row_tiles[std::min<int64_t>(MR, T - j0)](kh + j0 * D, D, qT.data() + c0, Qp, S.data() + j0 * Qp + c0, Qp,
+        for (int64_t j0 = 0; j0 < T; j0 += KEY_ROWS)
+          row_tiles[std::min<int64_t>(KEY_ROWS, T - j0)](kh + j0 * D, D, qT.data() + c0, Qp, S.data() + j0 * Qp + c0, Qp,
                                                    D, NR, nullptr, 0);
       const __m512 vscale = _mm512_set1_ps((float)scale);
       for (int64_t c0 = 0; c0 < Qp; c0 += 16) {  // softmax over keys, 16 queries at a time
@@ -220,8 +248,8 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
         _mm512_storeu_ps(inv.data() + c0, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
       }
       for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // O^T [D, Qp] = V^T P^T
-        for (int64_t d0 = 0; d0 < D; d0 += 8)
-          col_tiles[std::min<int64_t>(8, D - d0)](vh + d0, D, S.data() + c0, Qp, oT.data() + d0 * Qp + c0, Qp, T, NR, nullptr, 0);
+        for (int64_t d0 = 0; d0 < D; d0 += MR)
+          col_tiles[std::min<int64_t>(MR, D - d0)](vh + d0, D, S.data() + c0, Qp, oT.data() + d0 * Qp + c0, Qp, T, NR, nullptr, 0);
       for (int64_t i = 0; i < Lq; ++i) {
         float* o = op + ((b * Lq + i) * H + h) * D;
         for (int64_t d = 0; d < D; ++d) o[d] = oT[d * Qp + i] * inv[i];
@@ -265,12 +293,8 @@ torch::Tensor block_step(torch::Tensor x, torch::Tensor attn_norm, torch::Tensor
       const float *s = sp + i * D, *c = cp + i * D;
       for (int64_t head = 0; head < H + Hkv; ++head) {
         float* u = row + head * D;
-        for (int64_t j = 0; j < D; ++j) {
-          const float other = j < half ? -u[j + half] : u[j - half];
-          const float a = u[j] * c[j], bb = other * s[j];
-          rotated[j] = a + bb;
-        }
         float* dst = head < H ? u : kc + ((b * Hkv + head - H) * T + start + i) * D;
+        rope(u, c, s, half, rotated);
         std::copy(rotated, rotated + D, dst);
       }
       for (int64_t head = 0; head < Hkv; ++head)

@@ -30,10 +30,11 @@ class NativeStep:
         self.vocab = tr.ff_out.out_features
         self.shape = (c.n_heads, c.n_kv_heads, c.mlp_hidden)
         self.eps = c.rms_norm_eps
+        self.params = list(model.parameters())
         self.keys = self._weight_keys()
 
     def _weight_keys(self) -> list:
-        return [(p.data_ptr(), p._version) for p in self.model.parameters()]
+        return [(p.data_ptr(), p._version) for p in self.params]
 
     def applies(self, input_ids: torch.Tensor, kv_cache, cache_start) -> bool:
         """True where this step computes the model's forward: a no-grad float32 CPU window read from a cache

@@ -18,7 +18,9 @@ K/V caching for Fast-dLLM-style samplers: a forward with ``kv_cache=KVCache()`` 
 ``cache_write=True`` stores every layer's (rotated) keys and values of the full sequence (into the
 cache's preallocated buffers when their shape matches); a later forward with ``cache_start=s`` runs
 only the given tokens (positions ``s .. s+n-1``), writes their keys/values into the buffers in place
-and attends over the whole buffer (no per-step concatenation).
+and attends over the whole buffer (no per-step concatenation). After :meth:`MMaDAModelLM.prepare_native_step`, such
+windows (no grad, float32, CPU) run through the AVX-512 kernels of :mod:`mmada_ref.cpu_native` instead, one C++
+call per block.
 
 RoPE sin/cos tables are computed once per model for ``max(max_sequence_length, needed)`` positions
 and sliced; grouped-query attention uses SDPA's ``enable_gqa`` where torch has it.

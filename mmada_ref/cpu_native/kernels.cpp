@@ -6,7 +6,8 @@
 //   * pack_weight / linear: C = A W^T with W reordered once into panels of 32 output columns ([P][K][32]); the
 //     micro kernel keeps a 12 x 32 tile of C in registers and prefetches the next panel while it computes;
 //   * attention: softmax(Q K^T * scale) V of a short query block over a [B, Hkv, T, D] cache, computed as
-//     S^T = K Q^T, a column softmax and O^T = V^T P^T (no transposes of the cache);
+//     S^T = K Q^T, a column softmax and O^T = V^T P^T (no transposes of the cache), prefetching the head's V
+//     while it computes S and the next head's K while it computes O;
 //   * block_step: one transformer block on a cached window (RMSNorm, fused q/k/v, RoPE, cache write, attention,
 //     output projection + residual, RMSNorm, fused gate/up, SiLU x up, down projection + residual) in one call;
 //   * norm_linear: the final RMSNorm and the LM head.
@@ -226,12 +227,18 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
       const float* kh = kp + (b * Hkv + h / group) * T * D;
       const float* vh = vp + (b * Hkv + h / group) * T * D;
       const bool* keep = mask ? mask + b * T : nullptr;
+      const char* next_k = task + 1 < t1 ? reinterpret_cast<const char*>(
+          kp + (((task + 1) / H) * Hkv + ((task + 1) % H) / group) * T * D) : nullptr;
       for (int64_t d = 0; d < D; ++d)
         for (int64_t i = 0; i < Qp; ++i) qT[d * Qp + i] = i < Lq ? qh[i * qs2 + d] : 0.f;
-      for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // S^T [T, Qp] = K Q^T
-        for (int64_t j0 = 0; j0 < T; j0 += KEY_ROWS)
+      const int64_t kv_lines = T * D * 4 / 64;
+      const char* vbytes = reinterpret_cast<const char*>(vh);
+      for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // S^T [T, Qp] = K Q^T, prefetching V (D lines per tile)
+        for (int64_t j0 = 0, t = 0; j0 < T; j0 += KEY_ROWS, ++t) {
+          const char* pf = (c0 == 0 && t * D < kv_lines) ? vbytes + t * D * 64 : nullptr;
           row_tiles[std::min<int64_t>(KEY_ROWS, T - j0)](kh + j0 * D, D, qT.data() + c0, Qp, S.data() + j0 * Qp + c0, Qp,
-                                                   D, NR, nullptr, 0);
+                                                   D, NR, pf, 64);
+        }
       const __m512 vscale = _mm512_set1_ps((float)scale);
       for (int64_t c0 = 0; c0 < Qp; c0 += 16) {  // softmax over keys, 16 queries at a time
         __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
@@ -248,8 +255,10 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
         _mm512_storeu_ps(inv.data() + c0, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
       }
       for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // O^T [D, Qp] = V^T P^T
-        for (int64_t d0 = 0; d0 < D; d0 += MR)
-          col_tiles[std::min<int64_t>(MR, D - d0)](vh + d0, D, S.data() + c0, Qp, oT.data() + d0 * Qp + c0, Qp, T, NR, nullptr, 0);
+        for (int64_t d0 = 0, t = 0; d0 < D; d0 += MR, ++t) {  // prefetching the next head's K (T lines per tile)
+          const char* pf = (next_k && c0 == 0 && t * T < kv_lines) ? next_k + t * T * 64 : nullptr;
+          col_tiles[std::min<int64_t>(MR, D - d0)](vh + d0, D, S.data() + c0, Qp, oT.data() + d0 * Qp + c0, Qp, T, NR, pf, 64);
+        }
       for (int64_t i = 0; i < Lq; ++i) {
         float* o = op + ((b * Lq + i) * H + h) * D;
         for (int64_t d = 0; d < D; ++d) o[d] = oT[d * Qp + i] * inv[i];

@@ -9,7 +9,6 @@ the best 2048 x 2048 matmul rate measured before and after.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -19,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_speed import CONFIG, dual_step_time  # noqa: E402
+from peer_speed import CONFIG, dual_step_time, step_ab_arguments  # noqa: E402
 
 from mmada_bench.profiling.measure import matmul_rates  # noqa: E402
 from mmada_ref import MMaDAModelLM  # noqa: E402
@@ -28,16 +27,7 @@ from mmada_ref.cpu_gemm import pack_linears  # noqa: E402
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--alternations", type=int, default=8)
-    p.add_argument("--reps", type=int, default=15)
-    p.add_argument("--prompt-length", type=int, default=512)
-    p.add_argument("--gen-length", type=int, default=256)
-    p.add_argument("--block-length", type=int, default=32)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path)
-    args = p.parse_args(argv)
+    args = step_ab_arguments(__doc__.split("\n")[0], reps=15).parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     fused = MMaDAModelLM(MMaDAConfig(**CONFIG)).eval()

@@ -13,7 +13,6 @@ rate over every GEMM measured before and after (oneDNN, MKL, native).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -24,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_speed import CONFIG  # noqa: E402
+from peer_speed import CONFIG, step_ab_arguments  # noqa: E402
 
 from mmada_bench.profiling.measure import matmul_rates  # noqa: E402
 from mmada_ref import KVCache, MMaDAModelLM  # noqa: E402
@@ -60,16 +59,7 @@ def breakdown(model, kernels, cache, batch, block, reps) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--alternations", type=int, default=8)
-    p.add_argument("--reps", type=int, default=25)
-    p.add_argument("--prompt-length", type=int, default=512)
-    p.add_argument("--gen-length", type=int, default=256)
-    p.add_argument("--block-length", type=int, default=32)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--json", type=Path)
-    args = p.parse_args(argv)
+    args = step_ab_arguments(__doc__.split("\n")[0], reps=25).parse_args(argv)
     torch.set_num_threads(args.threads)
     kernels = load_kernels()
     if kernels is None:

@@ -180,6 +180,20 @@ def dual_step_time(impl, model, batch, plen, gen, block, reps=15):
     return statistics.median(times)
 
 
+def step_ab_arguments(description: str, reps: int) -> argparse.ArgumentParser:
+    """The options of the one-process step A/B scripts (``fused_gemm_ab.py``, ``native_step.py``)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--alternations", type=int, default=8)
+    p.add_argument("--reps", type=int, default=reps, help="steps per alternation (their median is kept)")
+    p.add_argument("--prompt-length", type=int, default=512)
+    p.add_argument("--gen-length", type=int, default=256)
+    p.add_argument("--block-length", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path)
+    return p
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fastdllm-dir", type=Path, required=True)
@@ -304,8 +318,8 @@ def _line(r: dict) -> str:
                 f"{r['step_ms_ours_default_gemm']:.1f}), theirs {r['step_ms_theirs']:.1f} ms, "
                 f"{r['gflop']:.2f} GFLOP, floor {r['floor_ms']:.1f} ms, ours/floor {r['ratio_to_floor']:.2f}{native}")
     s = r["s_per_sample"]
-    extra = "".join(f" {k.removeprefix('ours_')} {s[k]:.2f}" for k in ("ours_compiled", "ours_default_gemm", "ours_native")
-                    if k in s)
+    others = ("ours_compiled", "ours_default_gemm", "ours_native")
+    extra = "".join(f" {k.removeprefix('ours_')} {s[k]:.2f}" for k in others if k in s)
     return (f"batch {r['batch']} {r['mode']:8s} NFE {r['nfe_ours']}/{r['nfe_theirs']} s/sample ours {s['ours']:.2f} "
             f"theirs {s['theirs']:.2f}{extra} ratio {r['ratio_ours_theirs']:.2f} tokens equal {r['tokens_equal']}")
 
@@ -313,7 +327,7 @@ def _line(r: dict) -> str:
 def table(rows: list[dict]) -> str:
     """Markdown tables: generation rows, then dual-step rows."""
     out = ["| batch | mode | unmasking | NFE ours / theirs | tokens/step | s/sample ours | s/sample theirs | ours/theirs | "
-           "tokens equal | s/sample native | native/theirs | native tokens equal |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "tokens equal | s/sample native | native/theirs | native tokens equal |", "|---" * 12 + "|"]
     for r in (r for r in rows if r["kind"] == "generation"):
         s, unmask = r["s_per_sample"], "1/step" if r["threshold"] is None else f"threshold {r['threshold']}"
         tps = r["gen"] / r["nfe_ours"]
@@ -321,13 +335,15 @@ def table(rows: list[dict]) -> str:
         out.append(f"| {r['batch']} | {r['mode'].removesuffix('-t')} | {unmask} | {r['nfe_ours']} / {r['nfe_theirs']} | "
                    f"{tps:.2f} | {s['ours']:.2f} | {s['theirs']:.2f} | **{r['ratio_ours_theirs']:.2f}** | "
                    f"{equal} | {_native_cells(r)}")
-    out += ["", "| batch | dual step ours ms | ours, default GEMM ms | theirs ms | GFLOP | FLOP floor ms | ours / floor | "
-            "native ms | native / floor |", "|---|---|---|---|---|---|---|---|---|"]
+    out += ["", "| batch | dual step ours ms | ours, default GEMM ms | theirs ms | GFLOP | FLOP floor ms | ours / floor "
+            "| native ms | native / floor |", "|---" * 9 + "|"]
     for r in (r for r in rows if r["kind"] == "dual_step"):
-        native = (f"{r['step_ms_ours_native']:.1f} | **{r['ratio_native_to_floor']:.2f}** |" if "step_ms_ours_native" in r
-                  else "- | - |")
+        native = "- | - |"
+        if "step_ms_ours_native" in r:
+            native = f"{r['step_ms_ours_native']:.1f} | **{r['ratio_native_to_floor']:.2f}** |"
         out.append(f"| {r['batch']} | {r['step_ms_ours']:.1f} | {r['step_ms_ours_default_gemm']:.1f} | "
-                   f"{r['step_ms_theirs']:.1f} | {r['gflop']:.2f} | {r['floor_ms']:.1f} | {r['ratio_to_floor']:.2f} | {native}")
+                   f"{r['step_ms_theirs']:.1f} | {r['gflop']:.2f} | {r['floor_ms']:.1f} | {r['ratio_to_floor']:.2f} | "
+                   f"{native}")
     return "\n".join(out)
 
 

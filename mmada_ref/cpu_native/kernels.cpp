@@ -236,8 +236,8 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
       for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // S^T [T, Qp] = K Q^T, prefetching V (D lines per tile)
         for (int64_t j0 = 0, t = 0; j0 < T; j0 += KEY_ROWS, ++t) {
           const char* pf = (c0 == 0 && t * D < kv_lines) ? vbytes + t * D * 64 : nullptr;
-          row_tiles[std::min<int64_t>(KEY_ROWS, T - j0)](kh + j0 * D, D, qT.data() + c0, Qp, S.data() + j0 * Qp + c0, Qp,
-                                                   D, NR, pf, 64);
+          row_tiles[std::min<int64_t>(KEY_ROWS, T - j0)](kh + j0 * D, D, qT.data() + c0, Qp,
+                                                         S.data() + j0 * Qp + c0, Qp, D, NR, pf, 64);
         }
       const __m512 vscale = _mm512_set1_ps((float)scale);
       for (int64_t c0 = 0; c0 < Qp; c0 += 16) {  // softmax over keys, 16 queries at a time
@@ -257,7 +257,8 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
       for (int64_t c0 = 0; c0 < Qp; c0 += NR)  // O^T [D, Qp] = V^T P^T
         for (int64_t d0 = 0, t = 0; d0 < D; d0 += MR, ++t) {  // prefetching the next head's K (T lines per tile)
           const char* pf = (next_k && c0 == 0 && t * T < kv_lines) ? next_k + t * T * 64 : nullptr;
-          col_tiles[std::min<int64_t>(MR, D - d0)](vh + d0, D, S.data() + c0, Qp, oT.data() + d0 * Qp + c0, Qp, T, NR, pf, 64);
+          col_tiles[std::min<int64_t>(MR, D - d0)](vh + d0, D, S.data() + c0, Qp, oT.data() + d0 * Qp + c0, Qp, T,
+                                                   NR, pf, 64);
         }
       for (int64_t i = 0; i < Lq; ++i) {
         float* o = op + ((b * Lq + i) * H + h) * D;
@@ -327,7 +328,8 @@ torch::Tensor block_step(torch::Tensor x, torch::Tensor attn_norm, torch::Tensor
     int64_t j = 0;
     for (; j + 16 <= hidden; j += 16) {
       const __m512 gv = _mm512_loadu_ps(g + j);
-      const __m512 silu = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+      const __m512 denominator = _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv)));
+      const __m512 silu = _mm512_div_ps(gv, denominator);
       _mm512_storeu_ps(o + j, _mm512_mul_ps(silu, _mm512_loadu_ps(u + j)));
     }
     for (; j < hidden; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];

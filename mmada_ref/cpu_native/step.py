@@ -58,11 +58,13 @@ class NativeStep:
         mask = None if key_mask is None else key_mask[:, 0, 0, :]
         x = tr.wte(input_ids).contiguous()
         sin, cos = sin.contiguous(), cos.contiguous()
-        for i, (attn_norm, ff_norm, qkv, out, gate_up, down) in enumerate(self.blocks):
-            x = k.block_step(x, attn_norm, ff_norm, self.eps, qkv, out, gate_up, down, heads, kv_heads, hidden,
-                             sin, cos, kv_cache.keys[i], kv_cache.values[i], cache_start, mask)
+        with torch.profiler.record_function("mmada::native_blocks"):  # named in torch.profiler tables
+            for i, (attn_norm, ff_norm, qkv, out, gate_up, down) in enumerate(self.blocks):
+                x = k.block_step(x, attn_norm, ff_norm, self.eps, qkv, out, gate_up, down, heads, kv_heads, hidden,
+                                 sin, cos, kv_cache.keys[i], kv_cache.values[i], cache_start, mask)
         x = select_positions(x, select)
-        return k.norm_linear(x, tr.ln_f.weight.detach(), self.eps, self.head, self.vocab)
+        with torch.profiler.record_function("mmada::native_norm_head"):
+            return k.norm_linear(x, tr.ln_f.weight.detach(), self.eps, self.head, self.vocab)
 
 
 #: the largest head dimension the block kernel takes (its RoPE buffer)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_speed import CONFIG, step_ab_arguments  # noqa: E402
+from peer_speed import CONFIG, median_seconds, step_ab_arguments  # noqa: E402
 
 from mmada_bench.profiling.measure import matmul_rates  # noqa: E402
 from mmada_ref import KVCache, MMaDAModelLM  # noqa: E402
@@ -32,13 +31,7 @@ from mmada_ref.cpu_native import load_kernels, unavailable_reason  # noqa: E402
 
 
 def median_ms(fn, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_seconds(fn, reps)
 
 
 def breakdown(model, kernels, cache, batch, block, reps) -> dict:

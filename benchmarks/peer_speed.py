@@ -171,12 +171,17 @@ def dual_step_time(impl, model, batch, plen, gen, block, reps=15):
             replace = torch.zeros((1, ids.shape[1]), dtype=torch.bool)
             replace[:, lo:hi] = True
             step = lambda: model(ids[:, lo:hi], past_key_values=past, use_cache=True, replace_position=replace)  # noqa: E731
-        step()
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t)
+        return median_seconds(step, reps)
+
+
+def median_seconds(fn, reps: int) -> float:
+    """Median wall seconds of ``reps`` calls of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 

@@ -7,7 +7,6 @@ compiler, a failed build); :func:`unavailable_reason` then says why in one line.
 """
 from __future__ import annotations
 
-import logging
 import shutil
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +18,6 @@ from .step import NativeStep
 
 __all__ = ["NativeStep", "load_kernels", "loaded_kernels", "unavailable_reason"]
 
-log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels.cpp")
 CFLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma", "-ffp-contract=off", "-fopenmp"]
 
